@@ -1,0 +1,51 @@
+// Serves every function at /functions/v1/<name>, the paths Supabase uses, from
+// one Deno process (the local stack; on Supabase each runs in its own isolate
+// from its index.ts). Run by `npm start` and the test suite, under Deno:
+//   deno run --config supabase/functions/deno.json -A scripts/serve-functions.ts
+import type { Hono } from 'hono';
+import type { AppEnv } from '../supabase/functions/_shared/hono-env.ts';
+import { createRuntimeDependencies } from '../supabase/functions/_shared/runtime.ts';
+import { createOpsApp } from '../supabase/functions/ops/app.ts';
+import { createReadinessApp } from '../supabase/functions/readiness/app.ts';
+
+const deps = createRuntimeDependencies(Deno.env.toObject());
+
+const functions: Record<string, Hono<AppEnv>> = {
+  ops: createOpsApp(deps),
+  readiness: createReadinessApp(deps),
+};
+
+const port = Number(Deno.env.get('FUNCTIONS_PORT') ?? '54321');
+const hostname = Deno.env.get('FUNCTIONS_HOST') ?? '127.0.0.1';
+
+function functionNotFound(name: string): Response {
+  return Response.json(
+    { error: { code: 'function_not_found', message: `no function named "${name}"`, details: null } },
+    { status: 404 },
+  );
+}
+
+const server = Deno.serve({
+  hostname,
+  port,
+  onListen: ({ hostname, port }) => {
+    console.log(JSON.stringify({ level: 'info', event: 'functions_listening', url: `http://${hostname}:${port}/functions/v1`, functions: Object.keys(functions) }));
+  },
+}, (request) => {
+  const url = new URL(request.url);
+  const match = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
+  if (!match) return functionNotFound(url.pathname);
+  const app = functions[match[1]];
+  if (!app) return functionNotFound(match[1]);
+  // Supabase hands a function the path from its name on: /<name>/...
+  url.pathname = `/${match[1]}${match[2] ?? ''}`;
+  return app.fetch(new Request(url, request));
+});
+
+async function shutdown() {
+  await server.shutdown();
+  await deps.db.end({ timeout: 2 });
+  Deno.exit(0);
+}
+Deno.addSignalListener('SIGINT', shutdown);
+Deno.addSignalListener('SIGTERM', shutdown);

@@ -1,0 +1,56 @@
+// `npm start`: the local Switchyard stack without Docker. PostgreSQL (embedded,
+// or DATABASE_URL), the Supabase platform bootstrap, migrations through the
+// Supabase CLI, and every function under Deno at /functions/v1/<name>.
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stateDir as defaultStateDir } from './lib/paths.ts';
+import { loadOrCreateSecrets } from './lib/secrets.ts';
+import { startStack, statusLines, writeStatusFile } from './lib/stack.ts';
+
+const stateDir = process.env.SWITCHYARD_STATE_DIR ?? defaultStateDir;
+const functionsPort = Number(process.env.FUNCTIONS_PORT ?? '54321');
+const databasePort = Number(process.env.DB_PORT ?? '54322');
+const log = (line: string) => console.log(`[switchyard] ${line}`);
+
+const started = Date.now();
+const secrets = await loadOrCreateSecrets(stateDir);
+const stack = await startStack({
+  stateDir,
+  functionsPort,
+  databasePort,
+  databaseUrl: process.env.DATABASE_URL || undefined,
+  secrets,
+  log,
+  functionsOutput: 'inherit',
+});
+const lines = statusLines(stack, secrets);
+await writeStatusFile(stateDir, lines);
+const pidFile = path.join(stateDir, 'stack.pid');
+await writeFile(pidFile, `${process.pid}\n`);
+
+console.log(`
+Switchyard local stack is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s).
+
+         API URL: ${stack.apiUrl}
+   Functions URL: ${stack.functionsUrl}
+          DB URL: ${stack.dbUrl}
+      JWT secret: ${secrets.jwtSecret}
+        anon key: ${secrets.anonKey}
+service_role key: ${secrets.serviceRoleKey}
+
+Try: curl ${stack.functionsUrl}/readiness/ready
+'npm run status' prints these as env lines. Ctrl-C stops everything.
+`);
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log(`${signal}: stopping`);
+  await stack.stop();
+  await rm(pidFile, { force: true });
+  log('stopped');
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

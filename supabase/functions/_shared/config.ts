@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+const commaList = z
+  .string()
+  .optional()
+  .transform((value) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean));
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const environmentSchema = z
+  .object({
+    SUPABASE_DB_URL: z.string().url().optional(),
+    DATABASE_URL: z.string().url().optional(),
+    SUPABASE_URL: z.string().url().optional(),
+    SUPABASE_ANON_KEY: z.string().min(1).optional(),
+    SUPABASE_SERVICE_ROLE_KEY: z.string().min(1).optional(),
+    SUPABASE_PUBLISHABLE_KEYS: commaList,
+    SUPABASE_SECRET_KEYS: commaList,
+    SUPABASE_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    SUPABASE_JWKS_URL: z.string().url().optional(),
+    SUPABASE_JWT_ISSUER: z.string().min(1).optional(),
+    SUPABASE_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+    ALLOWED_ORIGINS: commaList,
+    MAX_BODY_BYTES: positiveInt(1024 * 1024),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    DB_POOL_MAX: positiveInt(4),
+    DB_PREPARE: z.enum(['true', 'false']).optional(),
+  })
+  .superRefine((env, ctx) => {
+    if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
+      ctx.addIssue({ code: 'custom', path: ['SUPABASE_DB_URL'], message: 'SUPABASE_DB_URL or DATABASE_URL is required' });
+    }
+    if (!env.SUPABASE_JWT_SECRET && !env.SUPABASE_JWKS_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SUPABASE_JWT_SECRET'],
+        message: 'SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL is required to verify user JWTs',
+      });
+    }
+    const projectKeys = [env.SUPABASE_ANON_KEY, env.SUPABASE_SERVICE_ROLE_KEY].filter(Boolean).length +
+      env.SUPABASE_PUBLISHABLE_KEYS.length + env.SUPABASE_SECRET_KEYS.length;
+    if (projectKeys === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SUPABASE_ANON_KEY'],
+        message: 'at least one project key is required (SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEYS or SUPABASE_SECRET_KEYS)',
+      });
+    }
+  });
+
+export interface Config {
+  databaseUrl: string;
+  databasePoolMax: number;
+  /** false behind Supavisor's transaction pooler (port 6543), which cannot keep prepared statements. */
+  databasePrepare: boolean;
+  supabaseUrl?: string;
+  projectKeys: {
+    anonKey?: string;
+    serviceRoleKey?: string;
+    publishableKeys: readonly string[];
+    secretKeys: readonly string[];
+  };
+  /** jwksCooldownMs: least time between two JWKS fetches for unknown `kid`s. */
+  jwt: { secret?: string; jwksUrl?: string; issuer?: string; jwksCooldownMs: number };
+  allowedOrigins: readonly string[];
+  maxBodyBytes: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Raised at start when the environment is incomplete; names variables, never values. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the environment once, at start. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  const databaseUrl = (e.SUPABASE_DB_URL ?? e.DATABASE_URL) as string;
+  return {
+    databaseUrl,
+    databasePoolMax: e.DB_POOL_MAX,
+    databasePrepare: e.DB_PREPARE ? e.DB_PREPARE === 'true' : new URL(databaseUrl).port !== '6543',
+    supabaseUrl: e.SUPABASE_URL,
+    projectKeys: {
+      anonKey: e.SUPABASE_ANON_KEY,
+      serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY,
+      publishableKeys: e.SUPABASE_PUBLISHABLE_KEYS,
+      secretKeys: e.SUPABASE_SECRET_KEYS,
+    },
+    jwt: {
+      secret: e.SUPABASE_JWT_SECRET,
+      jwksUrl: e.SUPABASE_JWKS_URL,
+      issuer: e.SUPABASE_JWT_ISSUER,
+      jwksCooldownMs: e.SUPABASE_JWKS_COOLDOWN_MS,
+    },
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,13 @@
+import type { Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import type { Database } from './db.ts';
+import type { Logger } from './logger.ts';
+
+/** What every function's app factory is given; tests hand in real Postgres and fakes. */
+export interface AppDependencies {
+  config: Config;
+  db: Database;
+  clock: Clock;
+  fetch: typeof fetch;
+  logger: Logger;
+}

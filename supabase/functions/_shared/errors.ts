@@ -1,0 +1,133 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from './logger.ts';
+
+/**
+ * The closed list of error codes the API answers with, and the HTTP status of
+ * each. Adding a code means adding its status here; nothing else renders
+ * errors.
+ */
+export const errorStatus = {
+  invalid_json: 400,
+  validation_failed: 400,
+  context_length_exceeded: 400,
+  unsupported_parameter: 400,
+  unauthorized: 401,
+  budget_exceeded: 402,
+  forbidden: 403,
+  origin_not_allowed: 403,
+  not_found: 404,
+  route_not_found: 404,
+  model_not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  payload_too_large: 413,
+  rate_limited: 429,
+  internal_error: 500,
+  upstream_error: 502,
+  service_unavailable: 503,
+  kms_unavailable: 503,
+  database_unavailable: 503,
+  upstream_timeout: 504,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export interface HttpErrorOptions {
+  details?: unknown;
+  /** OpenAI error `param`: the request field at fault. */
+  param?: string | null;
+  /** OpenAI error `type`, when it differs from the default for the status. */
+  openaiType?: string;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** An error that is safe to show the caller: code, message and details are public. */
+export class HttpError extends Error {
+  readonly code: ErrorCode;
+  readonly status: ContentfulStatusCode;
+  readonly details?: unknown;
+  readonly param: string | null;
+  readonly openaiType?: string;
+  readonly headers: Record<string, string>;
+
+  constructor(code: ErrorCode, message: string, options: HttpErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'HttpError';
+    this.code = code;
+    this.status = errorStatus[code];
+    this.details = options.details;
+    this.param = options.param ?? null;
+    this.openaiType = options.openaiType;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export type ErrorFormat = 'standard' | 'openai';
+
+/** OpenAI's `type` for a status, as its API sends them. */
+function openaiTypeFor(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 402) return 'insufficient_quota';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'api_error';
+  return 'invalid_request_error';
+}
+
+/** The JSON body for an error in the given format. */
+export function errorBody(error: HttpError, format: ErrorFormat): Record<string, unknown> {
+  if (format === 'openai') {
+    return {
+      error: {
+        message: error.message,
+        type: error.openaiType ?? openaiTypeFor(error.status),
+        param: error.param,
+        code: error.code,
+      },
+    };
+  }
+  return { error: { code: error.code, message: error.message, details: error.details ?? null } };
+}
+
+/**
+ * The one error handler every function installs: renders HttpError as is,
+ * and anything else as a logged 500 whose message says nothing of the cause.
+ */
+export function createErrorHandler(logger: Logger, format: ErrorFormat) {
+  return function handleError(error: Error, c: Context): Response {
+    const known = toHttpError(error);
+    if (!known) {
+      logger.error('unhandled_error', {
+        request_id: c.get('requestId'),
+        error_name: error.name,
+        error_message: error.message,
+        stack: error.stack,
+      });
+    } else if (known.status >= 500) {
+      logger.warn('request_failed', { request_id: c.get('requestId'), code: known.code, message: known.message });
+    }
+    const httpError = known ?? new HttpError('internal_error', 'internal server error');
+    for (const [name, value] of Object.entries(httpError.headers)) c.header(name, value);
+    return c.json(errorBody(httpError, format), httpError.status);
+  };
+}
+
+/** Maps errors raised by the platform or the database to the contract, or undefined. */
+function toHttpError(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError) return error;
+  if (isDatabaseConnectionError(error)) {
+    return new HttpError('database_unavailable', 'the database is unavailable', { cause: error });
+  }
+  return undefined;
+}
+
+function isDatabaseConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return (
+    code === 'ECONNREFUSED' || code === 'CONNECT_TIMEOUT' || code === 'CONNECTION_CLOSED' ||
+    code === 'CONNECTION_ENDED' || code === 'CONNECTION_DESTROYED' || code === '57P01' || code === '57P03'
+  );
+}

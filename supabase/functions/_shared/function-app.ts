@@ -1,0 +1,69 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { requestId } from 'hono/request-id';
+import { secureHeaders } from 'hono/secure-headers';
+import type { AppDependencies } from './dependencies.ts';
+import { createErrorHandler, errorBody, type ErrorFormat, HttpError } from './errors.ts';
+import type { AppEnv } from './hono-env.ts';
+import { requestLog } from './middleware/request-log.ts';
+
+export interface FunctionAppOptions {
+  /** The LLM endpoints answer in OpenAI's error shape; everything else in the standard one. */
+  errorFormat?: ErrorFormat;
+}
+
+const allowedRequestHeaders = [
+  'authorization',
+  'apikey',
+  'content-type',
+  'x-client-info',
+  'x-request-id',
+  'idempotency-key',
+  'x-switchyard-domain',
+  'x-switchyard-cache',
+  'x-tenant-id',
+];
+
+/**
+ * The Hono app every function starts from: basePath `/<name>`, request id,
+ * security headers, CORS from the allow-list, body-size limit, one error
+ * handler rendering the error contract, and a JSON 404.
+ */
+export function createFunctionApp(name: string, deps: AppDependencies, options: FunctionAppOptions = {}) {
+  const format = options.errorFormat ?? 'standard';
+  const app = new Hono<AppEnv>().basePath(`/${name}`);
+  const allowedOrigins = new Set(deps.config.allowedOrigins);
+
+  app.use(requestId({ headerName: 'x-request-id', limitLength: 128 }));
+  app.use(requestLog(deps.logger, name));
+  app.use(secureHeaders({
+    strictTransportSecurity: 'max-age=63072000; includeSubDomains',
+    xContentTypeOptions: 'nosniff',
+    xFrameOptions: 'DENY',
+    referrerPolicy: 'no-referrer',
+    crossOriginResourcePolicy: false,
+    crossOriginOpenerPolicy: false,
+  }));
+  app.use(cors({
+    // Never "*": only origins on the allow-list get CORS headers.
+    origin: (origin) => (allowedOrigins.has(origin) ? origin : null),
+    allowHeaders: allowedRequestHeaders,
+    allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    exposeHeaders: ['x-request-id', 'retry-after'],
+    maxAge: 600,
+  }));
+  app.use(bodyLimit({
+    maxSize: deps.config.maxBodyBytes,
+    onError: () => {
+      throw new HttpError('payload_too_large', `request body exceeds ${deps.config.maxBodyBytes} bytes`);
+    },
+  }));
+
+  app.onError(createErrorHandler(deps.logger, format));
+  app.notFound((c) => {
+    const error = new HttpError('route_not_found', `no route for ${c.req.method} ${c.req.path}`);
+    return c.json(errorBody(error, format), error.status);
+  });
+  return app;
+}

@@ -1,0 +1,83 @@
+import type { AppDependencies } from '../dependencies.ts';
+import { expectedMigrationVersions } from './migration-manifest.ts';
+
+export type CheckStatus = 'pass' | 'fail' | 'skip';
+
+export interface CheckOutcome {
+  status: CheckStatus;
+  detail: string;
+}
+
+export interface CheckResult extends CheckOutcome {
+  name: string;
+  duration_ms: number;
+}
+
+export interface ReadinessCheck {
+  name: string;
+  run(deps: AppDependencies): Promise<CheckOutcome>;
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Runs every check in parallel, each bounded by `timeoutMs`; a thrown check is a fail. */
+export async function runChecks(
+  checks: readonly ReadinessCheck[],
+  deps: AppDependencies,
+  timeoutMs: number,
+): Promise<CheckResult[]> {
+  return await Promise.all(checks.map(async (check) => {
+    const started = performance.now();
+    let outcome: CheckOutcome;
+    try {
+      outcome = await withTimeout(check.run(deps), timeoutMs, check.name);
+    } catch (error) {
+      outcome = { status: 'fail', detail: describeFailure(error) };
+    }
+    return { name: check.name, ...outcome, duration_ms: Math.round(performance.now() - started) };
+  }));
+}
+
+/** A short reason without connection strings or credentials. */
+function describeFailure(error: unknown): string {
+  if (!(error instanceof Error)) return 'check failed';
+  const code = (error as { code?: unknown }).code;
+  const message = error.message.replace(/postgres(ql)?:\/\/\S+/g, '[database url]');
+  return typeof code === 'string' ? `${code}: ${message}` : message;
+}
+
+export const databaseReachable: ReadinessCheck = {
+  name: 'database_reachable',
+  async run({ db }) {
+    await db`select 1`;
+    return { status: 'pass', detail: 'select 1 answered' };
+  },
+};
+
+export const migrationsAtHead: ReadinessCheck = {
+  name: 'migrations_at_head',
+  async run({ db }) {
+    const rows = await db<{ version: string }[]>`select version from supabase_migrations.schema_migrations`;
+    const applied = new Set(rows.map((row) => row.version));
+    const missing = expectedMigrationVersions.filter((version) => !applied.has(version));
+    if (missing.length > 0) return { status: 'fail', detail: `pending migrations: ${missing.join(', ')}` };
+    return { status: 'pass', detail: `${expectedMigrationVersions.length} migrations applied` };
+  },
+};
+
+export const rlsOnExposedTables: ReadinessCheck = {
+  name: 'rls_on_exposed_tables',
+  async run({ db }) {
+    const rows = await db<{ object_name: string }[]>`select object_name from lint.tables_without_rls()`;
+    if (rows.length > 0) return { status: 'fail', detail: `RLS disabled on ${rows.map((r) => r.object_name).join(', ')}` };
+    return { status: 'pass', detail: 'every table in an exposed schema has RLS enabled' };
+  },
+};
+
+export const foundationChecks: readonly ReadinessCheck[] = [databaseReachable, migrationsAtHead, rlsOnExposedTables];

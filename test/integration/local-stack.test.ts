@@ -1,0 +1,89 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/lib/database.ts';
+import { bin, repoRoot } from '../../scripts/lib/paths.ts';
+import { runCommand } from '../../scripts/lib/run.ts';
+
+// `npm start` as a newcomer runs it: embedded PostgreSQL, migrations, Deno,
+// then `npm run status`, a clean stop on SIGTERM, and a second start on the
+// same data that keeps its secrets.
+const stateDirPromise = mkdtemp(path.join(os.tmpdir(), 'switchyard-start-'));
+afterAll(async () => rm(await stateDirPromise, { recursive: true, force: true }));
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+}
+
+async function startStack(env: Record<string, string>): Promise<Started> {
+  const child = spawn(bin('tsx'), ['scripts/start.ts'], {
+    cwd: repoRoot,
+    env: { ...process.env, DATABASE_URL: '', SWITCHYARD_TEST_DATABASE_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('local stack is running')) {
+    if (child.exitCode !== null) throw new Error(`npm start exited early:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`npm start not ready within 60 s:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return { child, output: () => output };
+}
+
+function stop(started: Started, signal: NodeJS.Signals): Promise<number | null> {
+  return new Promise((resolve) => {
+    started.child.once('exit', (code) => resolve(code));
+    started.child.kill(signal);
+  });
+}
+
+async function status(env: Record<string, string>) {
+  const result = await runCommand(bin('tsx'), ['scripts/status.ts'], { cwd: repoRoot, env: { ...process.env, ...env } });
+  return { code: result.code, values: Object.fromEntries(result.stdout.trim().split('\n').filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2))) };
+}
+
+describe('npm start', { timeout: 150_000 }, () => {
+  it('serves the functions, prints status, stops cleanly and restarts on the same data', async () => {
+    const env = {
+      SWITCHYARD_STATE_DIR: await stateDirPromise,
+      FUNCTIONS_PORT: String(await freePort()),
+      DB_PORT: String(await freePort()),
+    };
+    const first = await startStack(env);
+    const firstStatus = await status(env);
+    expect(firstStatus.code).toBe(0);
+    expect(Object.keys(firstStatus.values)).toEqual(expect.arrayContaining(['API_URL', 'FUNCTIONS_URL', 'DB_URL', 'ANON_KEY', 'SERVICE_ROLE_KEY', 'JWT_SECRET']));
+    expect(firstStatus.values.FUNCTIONS_URL).toBe(`http://127.0.0.1:${env.FUNCTIONS_PORT}/functions/v1`);
+
+    const ready = await fetch(`${firstStatus.values.FUNCTIONS_URL}/readiness/ready`);
+    expect(ready.status).toBe(200);
+    const created = await fetch(`${firstStatus.values.FUNCTIONS_URL}/ops/tenants`, {
+      method: 'POST',
+      headers: { apikey: firstStatus.values.ANON_KEY, authorization: `Bearer ${firstStatus.values.SERVICE_ROLE_KEY}` },
+      body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
+    });
+    expect(created.status).toBe(201);
+
+    await stop(first, 'SIGTERM');
+    expect((await status(env)).code).toBe(1);
+    // Nothing is left listening on the functions port.
+    await expect(fetch(`${firstStatus.values.FUNCTIONS_URL}/readiness/health`)).rejects.toThrow();
+
+    const second = await startStack(env);
+    const secondStatus = await status(env);
+    expect(secondStatus.values.SERVICE_ROLE_KEY).toBe(firstStatus.values.SERVICE_ROLE_KEY);
+    const again = await fetch(`${secondStatus.values.FUNCTIONS_URL}/ops/tenants`, {
+      method: 'POST',
+      headers: { apikey: secondStatus.values.ANON_KEY, authorization: `Bearer ${secondStatus.values.SERVICE_ROLE_KEY}` },
+      body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
+    });
+    expect(again.status).toBe(409);
+    await stop(second, 'SIGINT');
+  });
+});

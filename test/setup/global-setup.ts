@@ -1,0 +1,83 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { freePort } from '../../scripts/lib/database.ts';
+import { generateSecrets } from '../../scripts/lib/secrets.ts';
+import { startStack } from '../../scripts/lib/stack.ts';
+import { startFakeJwksServer, type SigningKey } from '../fakes/jwks-server.ts';
+
+/** What every test file can `inject('stack')`. */
+export interface TestStack {
+  functionsUrl: string;
+  dbUrl: string;
+  anonKey: string;
+  serviceRoleKey: string;
+  jwtSecret: string;
+  publishableKey: string;
+  secretKey: string;
+  jwksUrl: string;
+  jwksSigningKeys: SigningKey[];
+  functionsLogFile: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stack: TestStack;
+  }
+}
+
+/**
+ * Starts the real local stack once for the run: PostgreSQL with the
+ * migrations (the database `npm test` prepared, DATABASE_URL's server, or an
+ * embedded one), and every function under Deno, with a fake JWKS on loopback.
+ */
+export default async function setup(project: TestProject) {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'switchyard-vitest-'));
+  const jwks = await startFakeJwksServer();
+  const secrets = await generateSecrets();
+  const publishableKey = `sb_publishable_${crypto.randomUUID().replaceAll('-', '')}`;
+  const secretKey = `sb_secret_${crypto.randomUUID().replaceAll('-', '')}`;
+  const functionsLogFile = path.join(stateDir, 'functions.log');
+  const functionsLog = createWriteStream(functionsLogFile);
+
+  const preparedUrl = process.env.SWITCHYARD_TEST_DATABASE_URL;
+  const stack = await startStack({
+    stateDir,
+    functionsPort: await freePort(),
+    databasePort: await freePort(),
+    databaseUrl: preparedUrl ?? process.env.DATABASE_URL ?? undefined,
+    freshDatabase: !preparedUrl && process.env.DATABASE_URL ? 'switchyard_vitest' : undefined,
+    secrets,
+    functionsEnv: {
+      SUPABASE_JWKS_URL: `${jwks.url}/auth/v1/.well-known/jwks.json`,
+      SUPABASE_JWKS_COOLDOWN_MS: '0',
+      SUPABASE_PUBLISHABLE_KEYS: publishableKey,
+      SUPABASE_SECRET_KEYS: secretKey,
+      MAX_BODY_BYTES: String(64 * 1024),
+      LOG_LEVEL: 'debug',
+    },
+    functionsOutput: (line) => functionsLog.write(`${line}\n`),
+  });
+
+  project.provide('stack', {
+    functionsUrl: stack.functionsUrl,
+    dbUrl: stack.dbUrl,
+    anonKey: secrets.anonKey,
+    serviceRoleKey: secrets.serviceRoleKey,
+    jwtSecret: secrets.jwtSecret,
+    publishableKey,
+    secretKey,
+    jwksUrl: jwks.url,
+    jwksSigningKeys: jwks.keys,
+    functionsLogFile,
+  });
+
+  return async () => {
+    await stack.stop();
+    await jwks.close();
+    functionsLog.end();
+    await rm(stateDir, { recursive: true, force: true });
+  };
+}
