@@ -68,7 +68,7 @@ if (serverUrl) {
 }
 
 try {
-  const testDbUrl = await recreateDatabase(serverUrl, 'switchyard_test');
+  const testDbUrl = await recreateDatabase(serverUrl, process.env.SWITCHYARD_TEST_DATABASE_NAME ?? 'switchyard_test');
   await prepareDatabase(testDbUrl, { log: (line) => console.log(line) });
 
   section('pgTAP (pg_prove)');
