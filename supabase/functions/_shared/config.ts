@@ -25,6 +25,13 @@ const environmentSchema = z
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     DB_POOL_MAX: positiveInt(4),
     DB_PREPARE: z.enum(['true', 'false']).optional(),
+    ROUTER_CATALOG_TTL_MS: z.coerce.number().int().min(0).default(5_000),
+    ROUTER_FAILURE_THRESHOLD: positiveInt(3),
+    ROUTER_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
+    ROUTER_HEALTH_FLUSH_MS: z.coerce.number().int().min(0).default(5_000),
+    ROUTER_RETRY_BASE_MS: z.coerce.number().int().min(0).default(200),
+    ROUTER_RETRY_MAX_MS: z.coerce.number().int().min(0).default(2_000),
+    ROUTER_MAX_RETRY_AFTER_MS: z.coerce.number().int().min(0).default(5_000),
   })
   .superRefine((env, ctx) => {
     if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
@@ -65,6 +72,18 @@ export interface Config {
   allowedOrigins: readonly string[];
   maxBodyBytes: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  router: {
+    /** How long the catalog and policies are cached per isolate: a change applies within it. */
+    catalogTtlMs: number;
+    /** Consecutive failures that open a provider's circuit, and for how long. */
+    failureThreshold: number;
+    cooldownMs: number;
+    healthFlushMs: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    /** A Retry-After longer than this falls back to the next candidate instead of waiting. */
+    maxRetryAfterMs: number;
+  };
 }
 
 /** Raised at start when the environment is incomplete; names variables, never values. */
@@ -103,5 +122,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     allowedOrigins: e.ALLOWED_ORIGINS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
+    router: {
+      catalogTtlMs: e.ROUTER_CATALOG_TTL_MS,
+      failureThreshold: e.ROUTER_FAILURE_THRESHOLD,
+      cooldownMs: e.ROUTER_COOLDOWN_MS,
+      healthFlushMs: e.ROUTER_HEALTH_FLUSH_MS,
+      retryBaseMs: e.ROUTER_RETRY_BASE_MS,
+      retryMaxMs: e.ROUTER_RETRY_MAX_MS,
+      maxRetryAfterMs: e.ROUTER_MAX_RETRY_AFTER_MS,
+    },
   };
 }

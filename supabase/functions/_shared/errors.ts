@@ -26,6 +26,7 @@ export const errorStatus = {
   internal_error: 500,
   upstream_error: 502,
   service_unavailable: 503,
+  provider_unavailable: 503,
   kms_unavailable: 503,
   database_unavailable: 503,
   upstream_timeout: 504,

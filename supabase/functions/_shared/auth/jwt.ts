@@ -3,8 +3,8 @@ import {
   customFetch,
   decodeProtectedHeader,
   errors as joseErrors,
-  jwtVerify,
   type JWTPayload,
+  jwtVerify,
   type JWTVerifyGetKey,
 } from 'jose';
 import type { Config } from '../config.ts';
@@ -62,7 +62,9 @@ export function createJwtVerifier(jwt: Config['jwt'], fetchImpl: typeof fetch): 
 function toUnauthorized(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof joseErrors.JWTExpired) return new HttpError('unauthorized', 'JWT has expired');
-  if (error instanceof joseErrors.JWKSNoMatchingKey) return new HttpError('unauthorized', 'JWT signed with an unknown key id');
+  if (error instanceof joseErrors.JWKSNoMatchingKey) {
+    return new HttpError('unauthorized', 'JWT signed with an unknown key id');
+  }
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
     return new HttpError('unauthorized', 'JWT signature is invalid');
   }

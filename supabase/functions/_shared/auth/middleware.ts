@@ -50,7 +50,10 @@ export async function resolveCaller(
     return { kind: 'service_role', via: 'secret_key' };
   }
   if (token.startsWith('sb_publishable_')) {
-    throw new HttpError('unauthorized', 'a publishable key identifies the project, not a caller: send a user JWT or an API key');
+    throw new HttpError(
+      'unauthorized',
+      'a publishable key identifies the project, not a caller: send a user JWT or an API key',
+    );
   }
 
   const claims = await verifier.verify(token);
@@ -78,7 +81,10 @@ export async function resolveCaller(
  * `Authorization: Bearer` to carry a user JWT, a tenant API key or a service
  * key; sets `c.var.caller`.
  */
-export function authenticate(deps: Pick<AppDependencies, 'db' | 'config' | 'fetch'>, options: AuthenticateOptions = {}) {
+export function authenticate(
+  deps: Pick<AppDependencies, 'db' | 'config' | 'fetch'>,
+  options: AuthenticateOptions = {},
+) {
   const verifier = createJwtVerifier(deps.config.jwt, deps.fetch);
   return createMiddleware<AppEnv>(async function authenticateCaller(c, next) {
     const apikey = c.req.header('apikey');

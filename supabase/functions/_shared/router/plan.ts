@@ -1,0 +1,220 @@
+import { HttpError } from '../errors.ts';
+import type {
+  CatalogSnapshot,
+  ModelCapability,
+  ModelRecord,
+  PolicyRecord,
+  PolicyTarget,
+  ProviderRecord,
+} from './catalog.ts';
+import { healthKey } from './catalog.ts';
+
+export interface RouteRequest {
+  tenantId: string;
+  userId?: string;
+  /** The `model` the client asked for. */
+  alias: string;
+  /** The x-switchyard-domain header. */
+  domain?: string;
+  requires: readonly ModelCapability[];
+  promptTokens: number;
+  /** max_tokens asked for; undefined = the model's maximum. */
+  maxOutputTokens?: number;
+}
+
+export interface RouteCandidate {
+  model: ModelRecord;
+  provider: ProviderRecord;
+}
+
+export interface RoutePlan {
+  candidates: RouteCandidate[];
+  policy?: PolicyRecord;
+  bucket?: string;
+  /** Why this order, for the x-switchyard-route-reason header and logs. */
+  reason: string;
+}
+
+export interface PlanOptions {
+  now: Date;
+  /** This isolate's circuit breaker (the snapshot carries other isolates' view). */
+  isCoolingDown(providerId: string, upstreamModel: string): boolean;
+  random(): number;
+}
+
+/** FNV-1a: a stable, well-spread 32-bit hash for A/B bucketing. */
+export function stableHash(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The bucket a tenant or user falls in: the same input always lands in the same bucket. */
+export function pickBucket(policy: PolicyRecord, tenantId: string, userId: string | undefined): string | undefined {
+  if (!policy.abBuckets || policy.abBuckets.length === 0) return undefined;
+  const subject = policy.abHashBy === 'user' ? (userId ?? tenantId) : tenantId;
+  const point = stableHash(`${policy.id}:${subject}`) % 100;
+  let cumulative = 0;
+  for (const bucket of policy.abBuckets) {
+    cumulative += bucket.percent;
+    if (point < cumulative) return bucket.name;
+  }
+  return policy.abBuckets[policy.abBuckets.length - 1].name;
+}
+
+/** The policy for a request: tenant's before global, domain-specific before generic, then by priority. */
+export function matchPolicy(policies: readonly PolicyRecord[], request: RouteRequest): PolicyRecord | undefined {
+  const matching = policies.filter((policy) =>
+    policy.modelAlias === request.alias &&
+    (policy.tenantId === null || policy.tenantId === request.tenantId) &&
+    (policy.domain === null || policy.domain === request.domain)
+  );
+  matching.sort((a, b) =>
+    Number(b.tenantId !== null) - Number(a.tenantId !== null) ||
+    Number(b.domain !== null) - Number(a.domain !== null) ||
+    a.priority - b.priority
+  );
+  return matching[0];
+}
+
+function estimatedCost(model: ModelRecord, request: RouteRequest): number {
+  const output = request.maxOutputTokens ?? model.maxOutputTokens;
+  return model.inputCostPerMillion * request.promptTokens + model.outputCostPerMillion * output;
+}
+
+/** Weighted random order without replacement (a weight-0 target goes last). */
+function weightedOrder<T extends { weight: number }>(items: T[], random: () => number): T[] {
+  const pool = [...items];
+  const ordered: T[] = [];
+  while (pool.length > 0) {
+    const total = pool.reduce((sum, item) => sum + item.weight, 0);
+    let index = 0;
+    if (total > 0) {
+      let point = random() * total;
+      index = pool.findIndex((item) => (point -= item.weight) < 0);
+      if (index < 0) index = pool.length - 1;
+    }
+    ordered.push(pool.splice(index, 1)[0]);
+  }
+  return ordered;
+}
+
+function orderTargets(
+  policy: PolicyRecord,
+  targets: (PolicyTarget & { model: ModelRecord })[],
+  snapshot: CatalogSnapshot,
+  request: RouteRequest,
+  random: () => number,
+): ModelRecord[] {
+  const byPosition = [...targets].sort((a, b) => a.position - b.position);
+  switch (policy.strategy) {
+    case 'priority':
+      return byPosition.map((target) => target.model);
+    case 'cost':
+      return byPosition.sort((a, b) => estimatedCost(a.model, request) - estimatedCost(b.model, request))
+        .map((target) => target.model);
+    case 'latency': {
+      const latency = (model: ModelRecord) =>
+        snapshot.health.get(healthKey(model.providerId, model.upstreamModel))?.p50LatencyMs ?? Number.MAX_SAFE_INTEGER;
+      return byPosition.sort((a, b) => latency(a.model) - latency(b.model)).map((target) => target.model);
+    }
+    case 'weighted':
+      return weightedOrder(byPosition, random).map((target) => target.model);
+  }
+}
+
+function defaultOrder(models: readonly ModelRecord[], request: RouteRequest): ModelRecord[] {
+  return [...models].sort((a, b) => a.priority - b.priority || estimatedCost(a, request) - estimatedCost(b, request));
+}
+
+/**
+ * Builds the ordered candidate list for a request: the matching policy's
+ * targets (A/B bucket, strategy), then its fallback aliases; without a policy,
+ * every model of the alias. Drops disabled models and providers and models
+ * lacking a required capability or the context window; moves providers that
+ * are cooling down to the end (tried only when everything else failed).
+ */
+export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, options: PlanOptions): RoutePlan {
+  const policy = matchPolicy(snapshot.policies, request);
+  let ordered: ModelRecord[];
+  let bucket: string | undefined;
+  let reason: string;
+  if (policy) {
+    bucket = pickBucket(policy, request.tenantId, request.userId);
+    const targets = policy.targets
+      .filter((target) => target.bucket === null || target.bucket === bucket)
+      .flatMap((target) => {
+        const model = snapshot.models.get(target.modelId);
+        return model ? [{ ...target, model }] : [];
+      });
+    ordered = orderTargets(policy, targets, snapshot, request, options.random);
+    for (const alias of policy.fallbackAliases) {
+      ordered.push(...defaultOrder(snapshot.modelsByAlias.get(alias) ?? [], request));
+    }
+    reason = `policy:${policy.name}:${policy.strategy}${bucket ? `:bucket=${bucket}` : ''}`;
+  } else {
+    ordered = defaultOrder(snapshot.modelsByAlias.get(request.alias) ?? [], request);
+    reason = 'default:priority';
+  }
+
+  const known = ordered.filter((model, index) => ordered.findIndex((other) => other.id === model.id) === index);
+  const available = known.flatMap((model) => {
+    const provider = snapshot.providers.get(model.providerId);
+    return provider && provider.enabled && model.enabled ? [{ model, provider }] : [];
+  });
+  if (available.length === 0) {
+    throw new HttpError(
+      'model_not_found',
+      `The model \`${request.alias}\` does not exist or you do not have access to it.`,
+      {
+        param: 'model',
+      },
+    );
+  }
+
+  const capable = available.filter(({ model }) =>
+    request.requires.every((capability) => model.capabilities.has(capability))
+  );
+  if (capable.length === 0) {
+    const missing = request.requires.filter((capability) =>
+      !available.some(({ model }) => model.capabilities.has(capability))
+    );
+    throw new HttpError(
+      'unsupported_parameter',
+      `The model \`${request.alias}\` does not support ${missing.join(', ')}.`,
+      {
+        param: missing.includes('tools') ? 'tools' : missing.includes('stream') ? 'stream' : 'model',
+      },
+    );
+  }
+
+  const fitting = capable.filter(({ model }) =>
+    request.promptTokens + (request.maxOutputTokens ?? 0) <= model.contextWindow &&
+    (request.maxOutputTokens === undefined || request.maxOutputTokens <= model.maxOutputTokens)
+  );
+  if (fitting.length === 0) {
+    const largest = Math.max(...capable.map(({ model }) => model.contextWindow));
+    throw new HttpError(
+      'context_length_exceeded',
+      `This model's maximum context length is ${largest} tokens. However, you requested ${
+        request.promptTokens + (request.maxOutputTokens ?? 0)
+      } tokens (${request.promptTokens} in the messages, ${request.maxOutputTokens ?? 0} in the completion).`,
+      { param: 'messages' },
+    );
+  }
+
+  const coolingDown = (candidate: RouteCandidate) => {
+    const shared = snapshot.health.get(healthKey(candidate.provider.id, candidate.model.upstreamModel));
+    const sharedProvider = snapshot.health.get(healthKey(candidate.provider.id, ''));
+    const until = [shared?.cooldownUntil, sharedProvider?.cooldownUntil].filter((date): date is Date => !!date);
+    return options.isCoolingDown(candidate.provider.id, candidate.model.upstreamModel) ||
+      until.some((date) => date.getTime() > options.now.getTime());
+  };
+  const healthy = fitting.filter((candidate) => !coolingDown(candidate));
+  const cooling = fitting.filter((candidate) => coolingDown(candidate));
+  if (cooling.length > 0) reason += `:cooling_down=${cooling.map((c) => c.provider.slug).join(',')}`;
+  return { candidates: [...healthy, ...cooling], policy, bucket, reason };
+}

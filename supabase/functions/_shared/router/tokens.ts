@@ -1,0 +1,57 @@
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import type { ChatMessage, FunctionTool } from '../openai/types.ts';
+
+// Prompt-size estimate with OpenAI's o200k_base encoding. For other providers'
+// models it is an approximation (their tokenizers differ by roughly ±15%);
+// settlement always uses the usage the provider reports.
+const tokensPerMessage = 3;
+const tokensPerReply = 3;
+// A low-detail image costs 85 tokens on OpenAI; a fixed guess elsewhere.
+const tokensPerImage = 85;
+
+function contentTokens(content: ChatMessage['content']): number {
+  if (content === null || content === undefined) return 0;
+  if (typeof content === 'string') return countTokens(content);
+  let total = 0;
+  for (const part of content) {
+    if (part.type === 'text') total += countTokens(part.text);
+    else total += tokensPerImage;
+  }
+  return total;
+}
+
+/** Estimated prompt tokens of a chat request (messages, tool calls and tool definitions). */
+export function countPromptTokens(messages: readonly ChatMessage[], tools?: readonly FunctionTool[]): number {
+  let total = tokensPerReply;
+  for (const message of messages) {
+    total += tokensPerMessage + contentTokens(message.content);
+    if (message.role === 'assistant' && message.tool_calls) {
+      for (const call of message.tool_calls) {
+        total += countTokens(call.function.name) + countTokens(call.function.arguments);
+      }
+    }
+  }
+  if (tools && tools.length > 0) total += countTokens(JSON.stringify(tools));
+  return total;
+}
+
+/** Estimated tokens of embeddings input (token arrays count as they are). */
+export function countInputTokens(
+  input: string | readonly string[] | readonly number[] | readonly (readonly number[])[],
+): number {
+  if (typeof input === 'string') return countTokens(input);
+  let total = 0;
+  for (const item of input) {
+    if (typeof item === 'string') total += countTokens(item);
+    else if (typeof item === 'number') total += 1;
+    else total += item.length;
+  }
+  return total;
+}
+
+/** Whether any message carries an image. */
+export function hasImages(messages: readonly ChatMessage[]): boolean {
+  return messages.some((message) =>
+    Array.isArray(message.content) && message.content.some((part) => part.type === 'image_url')
+  );
+}

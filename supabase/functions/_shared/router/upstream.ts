@@ -1,0 +1,89 @@
+import { UpstreamFailureError } from '../providers/errors.ts';
+import type { UpstreamRequest } from '../providers/types.ts';
+import { upstreamErrorFromFetchFailure } from '../providers/upstream-errors.ts';
+
+/** The caller went away: stop everything, answer nothing. */
+export class ClientAbortedError extends Error {
+  constructor() {
+    super('client closed the request');
+    this.name = 'ClientAbortedError';
+  }
+}
+
+export interface UpstreamLimits {
+  /** From sending the request to the response headers (connect included). */
+  firstByteMs: number;
+  /** From sending the request to the last byte of the body. */
+  totalMs: number;
+}
+
+export interface UpstreamExchange {
+  response: Response;
+  /** Aborts the exchange (client gone, or we stop reading). */
+  abort(): void;
+  /** Stops the total-time timer once the body has been read. */
+  release(): void;
+}
+
+/**
+ * Sends one request upstream with explicit time limits. A first-byte timeout
+ * or total timeout surfaces as a retryable 504 UpstreamFailureError; a
+ * refused connection as a retryable 502; the client's abort as
+ * ClientAbortedError. The total timer keeps running while the caller reads
+ * the body; call release() when done.
+ */
+export async function sendUpstream(
+  fetchImpl: typeof fetch,
+  request: UpstreamRequest,
+  limits: UpstreamLimits,
+  clientSignal: AbortSignal,
+  providerName: string,
+): Promise<UpstreamExchange> {
+  if (clientSignal.aborted) throw new ClientAbortedError();
+  const controller = new AbortController();
+  let abortedBy: 'client' | 'first_byte' | 'total' | undefined;
+  const abort = (reason: 'client' | 'first_byte' | 'total') => {
+    abortedBy ??= reason;
+    controller.abort(new DOMException(reason, reason === 'client' ? 'AbortError' : 'TimeoutError'));
+  };
+  const onClientAbort = () => abort('client');
+  clientSignal.addEventListener('abort', onClientAbort, { once: true });
+  const totalTimer = setTimeout(() => abort('total'), limits.totalMs);
+  const firstByteTimer = setTimeout(() => abort('first_byte'), limits.firstByteMs);
+  const release = () => {
+    clearTimeout(totalTimer);
+    clearTimeout(firstByteTimer);
+    clientSignal.removeEventListener('abort', onClientAbort);
+  };
+  try {
+    const response = await fetchImpl(request.url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      signal: controller.signal,
+    });
+    clearTimeout(firstByteTimer);
+    return { response, abort: () => abort('client'), release };
+  } catch (error) {
+    release();
+    if (abortedBy === 'client') throw new ClientAbortedError();
+    const failure = abortedBy ? new DOMException(abortedBy, 'TimeoutError') : error;
+    throw new UpstreamFailureError(upstreamErrorFromFetchFailure(failure, providerName));
+  }
+}
+
+/** Reads a body as text, turning a timeout or cut connection into an UpstreamFailureError. */
+export async function readUpstreamText(
+  exchange: UpstreamExchange,
+  clientSignal: AbortSignal,
+  providerName: string,
+): Promise<string> {
+  try {
+    return await exchange.response.text();
+  } catch (error) {
+    if (clientSignal.aborted) throw new ClientAbortedError();
+    throw new UpstreamFailureError(upstreamErrorFromFetchFailure(error, providerName));
+  } finally {
+    exchange.release();
+  }
+}
