@@ -32,6 +32,9 @@ const environmentSchema = z
     ROUTER_RETRY_BASE_MS: z.coerce.number().int().min(0).default(200),
     ROUTER_RETRY_MAX_MS: z.coerce.number().int().min(0).default(2_000),
     ROUTER_MAX_RETRY_AFTER_MS: z.coerce.number().int().min(0).default(5_000),
+    ECONOMICS_BATCH_MAX: positiveInt(64),
+    ECONOMICS_BATCHES_IN_FLIGHT: positiveInt(2),
+    RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
   })
   .superRefine((env, ctx) => {
     if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
@@ -84,6 +87,14 @@ export interface Config {
     /** A Retry-After longer than this falls back to the next candidate instead of waiting. */
     maxRetryAfterMs: number;
   };
+  economics: {
+    /** Most reserve/settle/release calls sent in one SQL batch (one commit). */
+    batchMax: number;
+    /** Batches of one kind in flight at once per isolate. */
+    batchesInFlight: number;
+    /** After this a reservation nobody settled is released by the reaper. */
+    reservationTtlSeconds: number;
+  };
 }
 
 /** Raised at start when the environment is incomplete; names variables, never values. */
@@ -130,6 +141,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       retryBaseMs: e.ROUTER_RETRY_BASE_MS,
       retryMaxMs: e.ROUTER_RETRY_MAX_MS,
       maxRetryAfterMs: e.ROUTER_MAX_RETRY_AFTER_MS,
+    },
+    economics: {
+      batchMax: e.ECONOMICS_BATCH_MAX,
+      batchesInFlight: e.ECONOMICS_BATCHES_IN_FLIGHT,
+      reservationTtlSeconds: e.RESERVATION_TTL_SECONDS,
     },
   };
 }

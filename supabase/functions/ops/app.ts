@@ -2,13 +2,15 @@ import { authenticate } from '../_shared/auth/middleware.ts';
 import type { AppDependencies } from '../_shared/dependencies.ts';
 import { createFunctionApp } from '../_shared/function-app.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
+import { economicsRoutes } from './routes/economics.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 
-/** Operator API: tenants, members and tenant API keys (service role, or a tenant's admin). */
+/** Operator API: tenants, members, tenant API keys, budgets, rate limits and usage (service role, or a tenant's admin). */
 export function createOpsApp(deps: AppDependencies) {
   const app = createFunctionApp('ops', deps);
   app.use('*', authenticate(deps, { allow: ['service_role', 'user'] }));
   app.route('/tenants', tenantRoutes(deps));
   app.route('/api-keys', apiKeyRoutes(deps));
+  app.route('/', economicsRoutes(deps));
   return app;
 }

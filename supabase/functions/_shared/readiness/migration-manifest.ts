@@ -6,4 +6,6 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123003000',
   '20261123003100',
   '20261123003200',
+  '20261123004000',
+  '20261123004100',
 ];

@@ -55,3 +55,8 @@ export function hasImages(messages: readonly ChatMessage[]): boolean {
     Array.isArray(message.content) && message.content.some((part) => part.type === 'image_url')
   );
 }
+
+/** Tokens of produced text, when the upstream reported no usage (a cut stream). */
+export function countTextTokens(text: string): number {
+  return text.length === 0 ? 0 : countTokens(text);
+}

@@ -1,0 +1,21 @@
+import { authenticate } from '../_shared/auth/middleware.ts';
+import type { AppDependencies } from '../_shared/dependencies.ts';
+import { createFunctionApp } from '../_shared/function-app.ts';
+import { chatCompletionRoutes } from './routes/chat-completions.ts';
+import { embeddingRoutes } from './routes/embeddings.ts';
+import { modelRoutes } from './routes/models.ts';
+import { createRouterServices, type LlmRouterOptions } from './services.ts';
+
+/**
+ * The OpenAI-compatible LLM endpoint: point the `openai` SDK at
+ * `<FUNCTIONS_URL>/llm-router/v1`. Errors use OpenAI's error shape.
+ */
+export function createLlmRouterApp(deps: AppDependencies, options: LlmRouterOptions) {
+  const services = createRouterServices(deps, options);
+  const app = createFunctionApp('llm-router', deps, { errorFormat: 'openai' });
+  app.use('/v1/*', authenticate(deps));
+  app.route('/v1/chat/completions', chatCompletionRoutes(services));
+  app.route('/v1/embeddings', embeddingRoutes(services));
+  app.route('/v1/models', modelRoutes(services));
+  return app;
+}

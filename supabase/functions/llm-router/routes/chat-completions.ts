@@ -1,0 +1,159 @@
+import { Hono } from 'hono';
+import { HttpError } from '../../_shared/errors.ts';
+import type { AppEnv } from '../../_shared/hono-env.ts';
+import { parseChatCompletionRequest } from '../../_shared/openai/schemas.ts';
+import type { ChatCompletionRequest, ChatCompletionResponse } from '../../_shared/openai/types.ts';
+import { RequestMappingError, UpstreamFailureError } from '../../_shared/providers/errors.ts';
+import { getProviderAdapter } from '../../_shared/providers/registry.ts';
+import { malformedResponseError } from '../../_shared/providers/upstream-errors.ts';
+import type { ModelCapability } from '../../_shared/router/catalog.ts';
+import { dispatch } from '../../_shared/router/dispatch.ts';
+import { planRoute } from '../../_shared/router/plan.ts';
+import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
+import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
+import { readUpstreamText, sendUpstream } from '../../_shared/router/upstream.ts';
+import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
+import { openChatStream, streamResponse } from '../stream.ts';
+import { chatContext, mappingRefusal } from '../chat-context.ts';
+
+function requiredCapabilities(request: ChatCompletionRequest): ModelCapability[] {
+  const requires: ModelCapability[] = ['chat'];
+  if (request.stream) requires.push('stream');
+  if (request.tools && request.tools.length > 0) requires.push('tools');
+  if (hasImages(request.messages)) requires.push('vision');
+  if (request.response_format && request.response_format.type !== 'text') requires.push('json');
+  return requires;
+}
+
+export function chatCompletionRoutes(services: RouterServices) {
+  const app = new Hono<AppEnv>();
+
+  app.post('/', async (c) => {
+    const tenant = await requestTenant(c, services);
+    const parsed = parseChatCompletionRequest(await readJson(c));
+    if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
+    const request = parsed.value;
+    const requestId = c.get('requestId');
+    const created = Math.floor(services.deps.clock.now().getTime() / 1000);
+    const snapshot = await services.catalog.get();
+    const promptTokens = countPromptTokens(request.messages, request.tools);
+    const requestedMaxTokens = request.max_completion_tokens ?? request.max_tokens;
+    const plan = planRoute(snapshot, {
+      tenantId: tenant.tenantId,
+      userId: tenant.userId,
+      alias: request.model,
+      domain: c.req.header('x-switchyard-domain'),
+      requires: requiredCapabilities(request),
+      promptTokens,
+      maxOutputTokens: requestedMaxTokens,
+    }, {
+      now: services.deps.clock.now(),
+      isCoolingDown: (providerId, model) => services.health.isCoolingDown(providerId, model),
+      random: services.random,
+    });
+    const reservation = await reserveForRequest(c, services, {
+      tenant,
+      requestId,
+      alias: request.model,
+      plan,
+      promptTokens,
+      requestedMaxTokens,
+    });
+    // The token guard may have lowered max_tokens to what the budget allows.
+    const effective: ChatCompletionRequest = reservation.capped
+      ? { ...request, max_tokens: reservation.maxOutputTokens, max_completion_tokens: undefined }
+      : request;
+    const signal = clientSignal(c);
+    const started = services.deps.clock.now().getTime();
+
+    try {
+      if (effective.stream) {
+        const result = await dispatch(
+          plan,
+          tenant.tenantId,
+          requestId,
+          signal,
+          services.dispatch,
+          ({ candidate, apiKey }) =>
+            openChatStream(
+              services,
+              effective,
+              chatContext(effective, candidate, apiKey, requestId, created),
+              candidate,
+              signal,
+            ),
+        );
+        setRouteHeaders(c, plan, result);
+        // From here the stream owns the reservation: it settles what was produced.
+        return streamResponse(c, services, result.value, (outcome) =>
+          settleRequest(services, requestId, {
+            model: result.value.candidate.model,
+            provider: result.value.candidate.provider.slug,
+            promptTokens: outcome.usage?.prompt_tokens ?? promptTokens,
+            completionTokens: outcome.usage?.completion_tokens ?? countTextTokens(outcome.producedText),
+            latencyMs: services.deps.clock.now().getTime() - started,
+            status: outcome.complete ? 'succeeded' : 'cancelled',
+          }));
+      }
+
+      const result = await dispatch(
+        plan,
+        tenant.tenantId,
+        requestId,
+        signal,
+        services.dispatch,
+        async ({ candidate, apiKey }) => {
+          const adapter = getProviderAdapter(candidate.provider.kind);
+          const context = chatContext(effective, candidate, apiKey, requestId, created);
+          let upstreamRequest;
+          try {
+            upstreamRequest = adapter.buildChatRequest(effective, context);
+          } catch (error) {
+            if (error instanceof RequestMappingError) throw mappingRefusal(error);
+            throw error;
+          }
+          const exchange = await sendUpstream(
+            services.deps.fetch,
+            upstreamRequest,
+            {
+              firstByteMs: candidate.provider.connectTimeoutMs + candidate.provider.firstByteTimeoutMs,
+              totalMs: candidate.provider.totalTimeoutMs,
+            },
+            signal,
+            candidate.provider.slug,
+          );
+          const text = await readUpstreamText(exchange, signal, candidate.provider.slug);
+          if (!exchange.response.ok) {
+            throw new UpstreamFailureError(
+              adapter.parseError(exchange.response.status, text, exchange.response.headers),
+            );
+          }
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            throw new UpstreamFailureError(malformedResponseError(candidate.provider.slug, 'body is not JSON'));
+          }
+          return adapter.parseChatResponse(body, context);
+        },
+      );
+      const response: ChatCompletionResponse = result.value;
+      await settleRequest(services, requestId, {
+        model: result.candidate.model,
+        provider: result.candidate.provider.slug,
+        promptTokens: response.usage?.prompt_tokens ?? promptTokens,
+        completionTokens: response.usage?.completion_tokens ??
+          countTextTokens(response.choices.map((choice) => choice.message.content ?? '').join('')),
+        latencyMs: services.deps.clock.now().getTime() - started,
+        status: 'succeeded',
+      });
+      setRouteHeaders(c, plan, result);
+      return c.json(response);
+    } catch (error) {
+      await releaseRequest(services, requestId, error instanceof HttpError ? error.code : 'error');
+      throw error;
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,121 @@
+import { Hono } from 'hono';
+import { HttpError } from '../../_shared/errors.ts';
+import type { AppEnv } from '../../_shared/hono-env.ts';
+import { parseEmbeddingsRequest } from '../../_shared/openai/schemas.ts';
+import { UpstreamFailureError } from '../../_shared/providers/errors.ts';
+import { getProviderAdapter } from '../../_shared/providers/registry.ts';
+import type { EmbeddingsCallContext } from '../../_shared/providers/types.ts';
+import { malformedResponseError } from '../../_shared/providers/upstream-errors.ts';
+import { dispatch } from '../../_shared/router/dispatch.ts';
+import { planRoute } from '../../_shared/router/plan.ts';
+import { countInputTokens } from '../../_shared/router/tokens.ts';
+import { readUpstreamText, sendUpstream } from '../../_shared/router/upstream.ts';
+import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
+import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
+
+export function embeddingRoutes(services: RouterServices) {
+  const app = new Hono<AppEnv>();
+
+  app.post('/', async (c) => {
+    const tenant = await requestTenant(c, services);
+    const parsed = parseEmbeddingsRequest(await readJson(c));
+    if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
+    const request = parsed.value;
+    const requestId = c.get('requestId');
+    const promptTokens = countInputTokens(request.input);
+    const plan = planRoute(await services.catalog.get(), {
+      tenantId: tenant.tenantId,
+      userId: tenant.userId,
+      alias: request.model,
+      domain: c.req.header('x-switchyard-domain'),
+      requires: ['embeddings'],
+      promptTokens,
+      maxOutputTokens: 0,
+    }, {
+      now: services.deps.clock.now(),
+      isCoolingDown: (providerId, model) => services.health.isCoolingDown(providerId, model),
+      random: services.random,
+    });
+    await reserveForRequest(c, services, {
+      tenant,
+      requestId,
+      alias: request.model,
+      plan,
+      promptTokens,
+      requestedMaxTokens: 0,
+    });
+    const signal = clientSignal(c);
+    const started = services.deps.clock.now().getTime();
+    let result;
+    try {
+      result = await dispatch(
+        plan,
+        tenant.tenantId,
+        requestId,
+        signal,
+        services.dispatch,
+        async ({ candidate, apiKey }) => {
+          const adapter = getProviderAdapter(candidate.provider.kind);
+          if (!adapter.buildEmbeddingsRequest || !adapter.parseEmbeddingsResponse) {
+            throw new HttpError(
+              'unsupported_parameter',
+              `${candidate.provider.kind} providers have no embeddings API`,
+              {
+                param: 'model',
+              },
+            );
+          }
+          const context: EmbeddingsCallContext = {
+            upstreamModel: candidate.model.upstreamModel,
+            publicModel: request.model,
+            apiKey,
+            endpoint: {
+              kind: candidate.provider.kind,
+              baseUrl: candidate.provider.baseUrl,
+              apiVersion: candidate.provider.apiVersion,
+            },
+            requestId,
+          };
+          const exchange = await sendUpstream(
+            services.deps.fetch,
+            adapter.buildEmbeddingsRequest(request, context),
+            {
+              firstByteMs: candidate.provider.connectTimeoutMs + candidate.provider.firstByteTimeoutMs,
+              totalMs: candidate.provider.totalTimeoutMs,
+            },
+            signal,
+            candidate.provider.slug,
+          );
+          const text = await readUpstreamText(exchange, signal, candidate.provider.slug);
+          if (!exchange.response.ok) {
+            throw new UpstreamFailureError(
+              adapter.parseError(exchange.response.status, text, exchange.response.headers),
+            );
+          }
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            throw new UpstreamFailureError(malformedResponseError(candidate.provider.slug, 'body is not JSON'));
+          }
+          return adapter.parseEmbeddingsResponse(body, context, request);
+        },
+      );
+      await settleRequest(services, requestId, {
+        model: result.candidate.model,
+        provider: result.candidate.provider.slug,
+        promptTokens: result.value.usage?.prompt_tokens ?? promptTokens,
+        completionTokens: 0,
+        latencyMs: services.deps.clock.now().getTime() - started,
+        status: 'succeeded',
+      });
+    } catch (error) {
+      await releaseRequest(services, requestId, error instanceof HttpError ? error.code : 'error');
+      throw error;
+    }
+    setRouteHeaders(c, plan, result);
+    return c.json(result.value);
+  });
+
+  return app;
+}

@@ -1,0 +1,95 @@
+import type { Context } from 'hono';
+import type { TenantContext } from '../_shared/auth/tenant.ts';
+import { resolveTenant } from '../_shared/auth/tenant.ts';
+import type { AppDependencies } from '../_shared/dependencies.ts';
+import { HttpError } from '../_shared/errors.ts';
+import type { AppEnv } from '../_shared/hono-env.ts';
+import type { CatalogCache } from '../_shared/router/catalog.ts';
+import { createCatalogCache } from '../_shared/router/catalog.ts';
+import { type DispatchDependencies, type DispatchResult, sleepWithSignal } from '../_shared/router/dispatch.ts';
+import { ProviderHealthTracker } from '../_shared/router/health.ts';
+import type { RoutePlan } from '../_shared/router/plan.ts';
+import type { ProviderKeySource } from '../_shared/router/provider-keys.ts';
+import { type BudgetLedger, createBatchedBudgetLedger } from '../_shared/economics/ledger.ts';
+
+export interface LlmRouterOptions {
+  /** Provider keys: the key vault's resolver in production, anything with the same shape in tests. */
+  keys: ProviderKeySource;
+  /** The budget saga; default: the SQL functions through group commit. */
+  ledger?: BudgetLedger;
+  random?: () => number;
+}
+
+/** What the router's routes share within one isolate. */
+export interface RouterServices {
+  deps: AppDependencies;
+  catalog: CatalogCache;
+  health: ProviderHealthTracker;
+  dispatch: DispatchDependencies;
+  ledger: BudgetLedger;
+  reservationTtlSeconds: number;
+  random: () => number;
+}
+
+export function createRouterServices(deps: AppDependencies, options: LlmRouterOptions): RouterServices {
+  const settings = deps.config.router;
+  const random = options.random ?? Math.random;
+  const health = new ProviderHealthTracker(deps.db, deps.clock, deps.logger, {
+    failureThreshold: settings.failureThreshold,
+    cooldownMs: settings.cooldownMs,
+    flushIntervalMs: settings.healthFlushMs,
+  });
+  return {
+    deps,
+    catalog: createCatalogCache(deps.db, deps.clock, settings.catalogTtlMs),
+    health,
+    random,
+    ledger: options.ledger ?? createBatchedBudgetLedger(deps.db, {
+      maxBatch: deps.config.economics.batchMax,
+      maxInFlight: deps.config.economics.batchesInFlight,
+    }),
+    reservationTtlSeconds: deps.config.economics.reservationTtlSeconds,
+    dispatch: {
+      keys: options.keys,
+      health,
+      logger: deps.logger,
+      retry: {
+        baseDelayMs: settings.retryBaseMs,
+        maxDelayMs: settings.retryMaxMs,
+        maxRetryAfterMs: settings.maxRetryAfterMs,
+      },
+      sleep: sleepWithSignal,
+      random,
+      now: () => deps.clock.now().getTime(),
+    },
+  };
+}
+
+/** The tenant this request acts for (see resolveTenant). */
+export function requestTenant(c: Context<AppEnv>, services: RouterServices): Promise<TenantContext> {
+  return resolveTenant(services.deps.db, c.get('caller'), c.req.header('x-tenant-id'));
+}
+
+/** Reads a JSON body for the OpenAI endpoints (errors in OpenAI's shape by the app's handler). */
+export async function readJson(c: Context<AppEnv>): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === '') throw new HttpError('invalid_json', 'request body is empty; a JSON object is required');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError('invalid_json', 'We could not parse the JSON body of your request.');
+  }
+}
+
+/** Says which provider and model served the call, how many upstream calls it took, and why this route. */
+export function setRouteHeaders(c: Context<AppEnv>, plan: RoutePlan, result: DispatchResult<unknown>): void {
+  c.header('x-switchyard-provider', result.candidate.provider.slug);
+  c.header('x-switchyard-model', result.candidate.model.upstreamModel);
+  c.header('x-switchyard-attempts', String(result.attempts));
+  c.header('x-switchyard-route-reason', plan.reason);
+}
+
+/** A signal that fires when the client disconnects (Deno aborts request.signal then). */
+export function clientSignal(c: Context<AppEnv>): AbortSignal {
+  return c.req.raw.signal;
+}

@@ -1,0 +1,182 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { databaseIdentityOf } from '../../_shared/auth/caller.ts';
+import { sqlState, withIdentity } from '../../_shared/db.ts';
+import type { AppDependencies } from '../../_shared/dependencies.ts';
+import { HttpError } from '../../_shared/errors.ts';
+import type { AppEnv } from '../../_shared/hono-env.ts';
+import { readJsonBody, readQuery } from '../../_shared/validation.ts';
+
+const tenantQuery = z.object({ tenant_id: z.uuid('must be a UUID') });
+
+const budgetBody = z.object({
+  tenant_id: z.uuid('must be a UUID'),
+  scope: z.enum(['tenant', 'api_key', 'model']),
+  api_key_id: z.uuid('must be a UUID').optional(),
+  model_alias: z.string().min(1).max(128).optional(),
+  unit: z.enum(['usd_micros', 'tokens']),
+  period: z.enum(['day', 'month', 'total']),
+  limit: z.number().int('must be a whole number').min(0).max(Number.MAX_SAFE_INTEGER),
+  over_limit: z.enum(['refuse', 'cap']).default('refuse'),
+  enabled: z.boolean().default(true),
+}).strict().superRefine((body, ctx) => {
+  if ((body.scope === 'api_key') !== (body.api_key_id !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['api_key_id'], message: 'required exactly when scope is api_key' });
+  }
+  if ((body.scope === 'model') !== (body.model_alias !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['model_alias'], message: 'required exactly when scope is model' });
+  }
+});
+
+const rateLimitBody = z.object({
+  tenant_id: z.uuid('must be a UUID'),
+  api_key_id: z.uuid('must be a UUID').nullable().default(null),
+  requests_per_minute: z.number().int().positive('must be above zero').max(1_000_000).nullable().default(null),
+  tokens_per_minute: z.number().int().positive('must be above zero').max(1_000_000_000).nullable().default(null),
+  burst: z.number().int().min(0).max(1_000_000).default(0),
+}).strict().refine((body) => body.requests_per_minute !== null || body.tokens_per_minute !== null, {
+  path: ['requests_per_minute'],
+  message: 'set requests_per_minute, tokens_per_minute or both',
+});
+
+const groupColumns = {
+  provider: 'provider',
+  model: 'model_alias',
+  key: 'api_key_id',
+  upstream_model: 'upstream_model',
+} as const;
+type GroupName = keyof typeof groupColumns;
+
+const usageQuery = z.object({
+  tenant_id: z.uuid('must be a UUID'),
+  group_by: z.string().optional().transform((value, ctx) => {
+    const names = (value ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+    const unknown = names.filter((name) => !(name in groupColumns));
+    if (unknown.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown group ${unknown.join(', ')}; use provider, model, key, upstream_model`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(names)] as GroupName[];
+  }),
+  from: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).optional(),
+  to: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).optional(),
+}).refine((query) => !query.from || !query.to || query.from <= query.to, {
+  path: ['from'],
+  message: 'must not be after to',
+});
+
+/** Budgets, rate limits, usage and the conservation invariant (issue: tenant economics). */
+export function economicsRoutes(deps: AppDependencies) {
+  const app = new Hono<AppEnv>();
+
+  const requireService = (caller: AppEnv['Variables']['caller'], what: string) => {
+    if (caller.kind !== 'service_role') throw new HttpError('forbidden', `only operators (service role) can ${what}`);
+  };
+
+  app.get('/budgets', async (c) => {
+    const { tenant_id } = readQuery(c, tenantQuery);
+    const items = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) =>
+      tx`
+        select b.id, b.tenant_id, b.scope, b.api_key_id, b.model_alias, b.unit, b.period, b.limit_amount as limit,
+               b.over_limit, b.enabled, coalesce(u.spent, 0) as spent, coalesce(u.reserved, 0) as reserved,
+               coalesce(u.overflow, 0) as overflow, u.window_start
+        from public.budgets b
+        left join public.usage_counters u
+          on u.budget_id = b.id and u.window_start = private.budget_window_start(b.period, now())
+        where b.tenant_id = ${tenant_id}
+        order by b.created_at`);
+    return c.json({ items });
+  });
+
+  // Create or replace the budget for one (tenant, scope, target, unit, period).
+  app.post('/budgets', async (c) => {
+    requireService(c.get('caller'), 'change budgets');
+    const body = await readJsonBody(c, budgetBody);
+    try {
+      const [budget] = await deps.db`
+        insert into public.budgets (tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount, over_limit, enabled)
+        values (${body.tenant_id}, ${body.scope}, ${body.api_key_id ?? null}, ${body.model_alias ?? null}, ${body.unit},
+                ${body.period}, ${body.limit}, ${body.over_limit}, ${body.enabled})
+        on conflict (tenant_id, scope, coalesce(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid),
+                     coalesce(model_alias, ''), unit, period)
+        do update set limit_amount = excluded.limit_amount, over_limit = excluded.over_limit, enabled = excluded.enabled
+        returning id, tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount as limit, over_limit, enabled`;
+      return c.json(budget, 201);
+    } catch (error) {
+      if (sqlState(error) === '23503') throw new HttpError('not_found', 'tenant or API key not found');
+      throw error;
+    }
+  });
+
+  app.get('/rate-limits', async (c) => {
+    const { tenant_id } = readQuery(c, tenantQuery);
+    const items = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) =>
+      tx`
+        select id, tenant_id, api_key_id, requests_per_minute, tokens_per_minute, burst, updated_at
+        from public.rate_limits where tenant_id = ${tenant_id} order by created_at`);
+    return c.json({ items });
+  });
+
+  // Takes effect on the next request: the limit is read inside reserve_budget.
+  app.post('/rate-limits', async (c) => {
+    requireService(c.get('caller'), 'change rate limits');
+    const body = await readJsonBody(c, rateLimitBody);
+    try {
+      const [limit] = await deps.db`
+        insert into public.rate_limits (tenant_id, api_key_id, requests_per_minute, tokens_per_minute, burst)
+        values (${body.tenant_id}, ${body.api_key_id}, ${body.requests_per_minute}, ${body.tokens_per_minute}, ${body.burst})
+        on conflict (tenant_id, coalesce(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid))
+        do update set requests_per_minute = excluded.requests_per_minute,
+                      tokens_per_minute = excluded.tokens_per_minute, burst = excluded.burst
+        returning id, tenant_id, api_key_id, requests_per_minute, tokens_per_minute, burst`;
+      return c.json(limit, 201);
+    } catch (error) {
+      if (sqlState(error) === '23503') throw new HttpError('not_found', 'tenant or API key not found');
+      throw error;
+    }
+  });
+
+  app.get('/usage', async (c) => {
+    const query = readQuery(c, usageQuery);
+    const groups = query.group_by;
+    const rows = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) => {
+      // Column names come from the closed groupColumns map, never from the request.
+      const selected = groups.map((name) => `${groupColumns[name]}::text as ${name}`);
+      const grouping = groups.map((name) => groupColumns[name]);
+      return tx.unsafe(
+        `select ${
+          [
+            ...selected,
+            'count(*)::int as requests',
+            'coalesce(sum(prompt_tokens), 0)::bigint as prompt_tokens',
+            'coalesce(sum(completion_tokens), 0)::bigint as completion_tokens',
+            'coalesce(sum(cost_usd_micros), 0)::bigint as cost_usd_micros',
+            'count(*) filter (where cache_hit)::int as cache_hits',
+          ].join(', ')
+        }
+         from public.usage_records
+         where tenant_id = $1 and created_at >= coalesce($2::timestamptz, '-infinity') and created_at < coalesce($3::timestamptz, 'infinity')
+         ${grouping.length > 0 ? `group by ${grouping.join(', ')} order by ${grouping.join(', ')}` : ''}`,
+        [query.tenant_id, query.from ?? null, query.to ?? null],
+      );
+    });
+    return c.json({
+      tenant_id: query.tenant_id,
+      group_by: groups,
+      from: query.from ?? null,
+      to: query.to ?? null,
+      items: rows,
+    });
+  });
+
+  app.get('/invariant', async (c) => {
+    requireService(c.get('caller'), 'read the conservation invariant');
+    const violations = await deps.db`select * from public.usage_invariant_violations()`;
+    return c.json({ holds: violations.length === 0, violations });
+  });
+
+  return app;
+}

@@ -1,0 +1,51 @@
+import type { TestDatabase } from './stack.ts';
+
+export interface CatalogFixture {
+  providerId: string;
+  providerSlug: string;
+  modelId: string;
+  alias: string;
+  upstreamModel: string;
+}
+
+export interface CatalogFixtureOptions {
+  kind?: 'openai' | 'openai_compatible' | 'azure_openai' | 'anthropic' | 'gemini';
+  baseUrl: string;
+  apiVersion?: string | null;
+  upstreamModel?: string;
+  /** USD micro-units per million tokens. */
+  inputCostPerMillion?: number;
+  outputCostPerMillion?: number;
+  contextWindow?: number;
+  maxOutputTokens?: number;
+  capabilities?: string[];
+  maxRetries?: number;
+  firstByteTimeoutMs?: number;
+  totalTimeoutMs?: number;
+  alias?: string;
+  priority?: number;
+}
+
+/** A provider and one model of it, under names no other test uses. */
+export async function createCatalogFixture(sql: TestDatabase, options: CatalogFixtureOptions): Promise<CatalogFixture> {
+  const suffix = crypto.randomUUID().slice(0, 8);
+  const kind = options.kind ?? 'openai';
+  const providerSlug = `test-${kind.replace('_', '-')}-${suffix}`;
+  const alias = options.alias ?? `test-model-${suffix}`;
+  const upstreamModel = options.upstreamModel ?? 'gpt-4o-mini';
+  const [provider] = await sql<{ id: string }[]>`
+    insert into public.llm_providers (slug, kind, base_url, api_version, max_retries, first_byte_timeout_ms, total_timeout_ms)
+    values (${providerSlug}, ${kind}, ${options.baseUrl}, ${options.apiVersion ?? null}, ${options.maxRetries ?? 1},
+            ${options.firstByteTimeoutMs ?? 5000}, ${options.totalTimeoutMs ?? 10000})
+    returning id`;
+  const [model] = await sql<{ id: string }[]>`
+    insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million,
+                                   context_window, max_output_tokens, capabilities, priority)
+    values (${provider.id}, ${alias}, ${upstreamModel}, ${options.inputCostPerMillion ?? 1_000_000},
+            ${options.outputCostPerMillion ?? 2_000_000}, ${options.contextWindow ?? 100_000}, ${
+    options.maxOutputTokens ?? 1000
+  },
+            ${options.capabilities ?? ['chat', 'stream', 'tools', 'json', 'embeddings']}, ${options.priority ?? 100})
+    returning id`;
+  return { providerId: provider.id, providerSlug, modelId: model.id, alias, upstreamModel };
+}
