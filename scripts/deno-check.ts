@@ -10,7 +10,12 @@ export function functionEntryPoints(): string[] {
     .map((name) => path.join(functionsDir, name, 'index.ts'));
 }
 
-const targets = [...functionEntryPoints(), path.join(repoRoot, 'scripts', 'serve-functions.ts')];
+const targets = [
+  ...functionEntryPoints(),
+  path.join(repoRoot, 'scripts', 'serve-functions.ts'),
+  path.join(repoRoot, 'scripts', 'bench', 'passthrough-server.ts'),
+  path.join(repoRoot, 'scripts', 'bench', 'router-server.ts'),
+];
 const code = await runInherited(denoExecutable(), ['check', '--quiet', '--config', path.join(functionsDir, 'deno.json'), ...targets], {
   cwd: repoRoot,
   env: { ...process.env, DENO_NO_UPDATE_CHECK: '1' },

@@ -41,7 +41,7 @@ export function createInProcessRouter(keys: ProviderKeySource, env: Record<strin
         apiKey: bearer,
         maxRetries: 0,
         defaultHeaders: { apikey: stack.anonKey, ...headers },
-        fetch: (url, init) => app.request(String(url), init as RequestInit),
+        fetch: async (url, init) => await app.request(String(url), init as RequestInit),
       }),
     close: () => db.end({ timeout: 5 }),
   };
