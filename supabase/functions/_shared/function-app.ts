@@ -59,6 +59,13 @@ export function createFunctionApp(name: string, deps: AppDependencies, options: 
       throw new HttpError('payload_too_large', `request body exceeds ${deps.config.maxBodyBytes} bytes`);
     },
   }));
+  // Read the (size-limited) body before any handler awaits other I/O: Deno
+  // closes a keep-alive connection whose request body is still unread when
+  // the response goes out, and every later handler reads it from this cache.
+  app.use(async function readBodyFirst(c, next) {
+    if (c.req.raw.body) await c.req.arrayBuffer();
+    await next();
+  });
 
   app.onError(createErrorHandler(deps.logger, format));
   app.notFound((c) => {

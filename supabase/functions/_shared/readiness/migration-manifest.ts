@@ -8,4 +8,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123003200',
   '20261123004000',
   '20261123004100',
+  '20261123004200',
 ];
