@@ -23,7 +23,8 @@ const environmentSchema = z
     ALLOWED_ORIGINS: commaList,
     MAX_BODY_BYTES: positiveInt(1024 * 1024),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-    DB_POOL_MAX: positiveInt(4),
+    DB_POOL_MAX: positiveInt(8),
+    AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
     DB_PREPARE: z.enum(['true', 'false']).optional(),
     ROUTER_CATALOG_TTL_MS: z.coerce.number().int().min(0).default(5_000),
     ROUTER_FAILURE_THRESHOLD: positiveInt(3),
@@ -33,7 +34,7 @@ const environmentSchema = z
     ROUTER_RETRY_MAX_MS: z.coerce.number().int().min(0).default(2_000),
     ROUTER_MAX_RETRY_AFTER_MS: z.coerce.number().int().min(0).default(5_000),
     ECONOMICS_BATCH_MAX: positiveInt(64),
-    ECONOMICS_BATCHES_IN_FLIGHT: positiveInt(2),
+    ECONOMICS_BATCHES_IN_FLIGHT: positiveInt(1),
     RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
   })
   .superRefine((env, ctx) => {
@@ -74,6 +75,8 @@ export interface Config {
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; jwksCooldownMs: number };
   allowedOrigins: readonly string[];
   maxBodyBytes: number;
+  /** How long a resolved tenant API key is trusted without asking the database again. */
+  authCacheTtlMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   router: {
     /** How long the catalog and policies are cached per isolate: a change applies within it. */
@@ -90,7 +93,7 @@ export interface Config {
   economics: {
     /** Most reserve/settle/release calls sent in one SQL batch (one commit). */
     batchMax: number;
-    /** Batches of one kind in flight at once per isolate. */
+    /** Batches of one kind in flight at once per isolate (batches of one tenant serialise on its counter row). */
     batchesInFlight: number;
     /** After this a reservation nobody settled is released by the reaper. */
     reservationTtlSeconds: number;
@@ -132,6 +135,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     allowedOrigins: e.ALLOWED_ORIGINS,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
     logLevel: e.LOG_LEVEL,
     router: {
       catalogTtlMs: e.ROUTER_CATALOG_TTL_MS,

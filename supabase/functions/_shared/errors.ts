@@ -12,6 +12,8 @@ export const errorStatus = {
   validation_failed: 400,
   context_length_exceeded: 400,
   unsupported_parameter: 400,
+  // The client disconnected; nginx's 499 is not a standard status, and no one reads this answer.
+  client_closed_request: 400,
   unauthorized: 401,
   budget_exceeded: 402,
   forbidden: 403,

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { AppDependencies } from '../dependencies.ts';
 import { HttpError } from '../errors.ts';
 import type { AppEnv } from '../hono-env.ts';
+import { isolateApiKeyCache } from './api-key-cache.ts';
 import { constantTimeEqual, looksLikeTenantApiKey, sha256Hex } from './api-keys.ts';
 import type { Caller } from './caller.ts';
 import { createJwtVerifier, type JwtVerifier } from './jwt.ts';
@@ -38,10 +39,16 @@ export async function resolveCaller(
   verifier: JwtVerifier,
 ): Promise<Caller> {
   if (looksLikeTenantApiKey(token)) {
+    const keyHash = await sha256Hex(token);
+    const cache = isolateApiKeyCache(deps.config.authCacheTtlMs);
+    const cached = cache.get(keyHash);
+    if (cached) return cached;
     const [row] = await deps.db<{ api_key_id: string; tenant_id: string }[]>`
-      select api_key_id, tenant_id from private.resolve_tenant_api_key(${await sha256Hex(token)})`;
+      select api_key_id, tenant_id from private.resolve_tenant_api_key(${keyHash})`;
     if (!row) throw new HttpError('unauthorized', 'API key is unknown or revoked');
-    return { kind: 'api_key', tenantId: row.tenant_id, apiKeyId: row.api_key_id };
+    const caller = { kind: 'api_key' as const, tenantId: row.tenant_id, apiKeyId: row.api_key_id };
+    cache.set(keyHash, caller);
+    return caller;
   }
   if (token.startsWith('sb_secret_')) {
     if (!deps.config.projectKeys.secretKeys.some((key) => constantTimeEqual(token, key))) {

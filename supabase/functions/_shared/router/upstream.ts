@@ -1,11 +1,15 @@
+import { HttpError } from '../errors.ts';
 import { UpstreamFailureError } from '../providers/errors.ts';
 import type { UpstreamRequest } from '../providers/types.ts';
 import { upstreamErrorFromFetchFailure } from '../providers/upstream-errors.ts';
 
-/** The caller went away: stop everything, answer nothing. */
-export class ClientAbortedError extends Error {
+/**
+ * The caller went away: stop everything. Nobody reads the answer; it is an
+ * HttpError so the reservation is released and nothing is logged as a crash.
+ */
+export class ClientAbortedError extends HttpError {
   constructor() {
-    super('client closed the request');
+    super('client_closed_request', 'client closed the request');
     this.name = 'ClientAbortedError';
   }
 }

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { forgetRevokedApiKey } from '../../_shared/auth/api-key-cache.ts';
 import { databaseIdentityOf } from '../../_shared/auth/caller.ts';
 import { withIdentity } from '../../_shared/db.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
@@ -20,7 +21,10 @@ export function apiKeyRoutes(deps: AppDependencies) {
         update public.tenant_api_keys set revoked_at = now()
         where id = ${id} and revoked_at is null
         returning id, tenant_id, prefix, revoked_at`;
-      if (revoked) return { ...revoked, already_revoked: false };
+      if (revoked) {
+        forgetRevokedApiKey(id);
+        return { ...revoked, already_revoked: false };
+      }
       const [existing] = await tx`
         select id, tenant_id, prefix, revoked_at from public.tenant_api_keys where id = ${id}`;
       if (!existing) throw new HttpError('not_found', 'API key not found');
