@@ -5,14 +5,32 @@
 import type { Hono } from 'hono';
 import type { AppEnv } from '../supabase/functions/_shared/hono-env.ts';
 import { createRuntimeDependencies } from '../supabase/functions/_shared/runtime.ts';
+import { createProviderKeyResolver } from '../supabase/functions/_shared/vault/resolver.ts';
+import { createDlqListApp } from '../supabase/functions/dlq-list/app.ts';
+import { createDlqRetryApp } from '../supabase/functions/dlq-retry/app.ts';
+import { createJobsApp } from '../supabase/functions/jobs/app.ts';
+import { createKeysApp } from '../supabase/functions/keys/app.ts';
+import { createLlmRouterApp } from '../supabase/functions/llm-router/app.ts';
+import { createMetricsApp } from '../supabase/functions/metrics/app.ts';
 import { createOpsApp } from '../supabase/functions/ops/app.ts';
+import { createProviderHealthApp } from '../supabase/functions/provider-health/app.ts';
 import { createReadinessApp } from '../supabase/functions/readiness/app.ts';
 
 const deps = createRuntimeDependencies(Deno.env.toObject());
 
+const routerProviderKeys = createProviderKeyResolver(deps);
+
 const functions: Record<string, Hono<AppEnv>> = {
+  'dlq-list': createDlqListApp(deps),
+  'dlq-retry': createDlqRetryApp(deps),
+  jobs: createJobsApp(deps),
+  // One resolver for the router, so a rotation or disable through `keys` evicts it at once.
+  keys: createKeysApp(deps, { onKeyChanged: (keyId) => routerProviderKeys.evictKey(keyId) }),
+  'llm-router': createLlmRouterApp(deps, { keys: routerProviderKeys }),
+  metrics: createMetricsApp(deps, { environment: Deno.env.toObject() }),
   ops: createOpsApp(deps),
-  readiness: createReadinessApp(deps),
+  'provider-health': createProviderHealthApp(deps, { keys: createProviderKeyResolver(deps, { actor: 'provider-health' }) }),
+  readiness: createReadinessApp(deps, { environment: Deno.env.toObject() }),
 };
 
 const port = Number(Deno.env.get('FUNCTIONS_PORT') ?? '54321');

@@ -4,6 +4,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stateDir as defaultStateDir } from './lib/paths.ts';
+import { registerDemoProviderIfNoKeys } from './lib/demo-provider.ts';
 import { loadOrCreateSecrets } from './lib/secrets.ts';
 import { startStack, statusLines, writeStatusFile } from './lib/stack.ts';
 
@@ -23,6 +24,13 @@ const stack = await startStack({
   log,
   functionsOutput: 'inherit',
 });
+const demo = await registerDemoProviderIfNoKeys({
+  dbUrl: stack.dbUrl,
+  functionsUrl: stack.functionsUrl,
+  anonKey: secrets.anonKey,
+  serviceRoleKey: secrets.serviceRoleKey,
+  port: Number(process.env.DEMO_UPSTREAM_PORT ?? '54329'),
+});
 const lines = statusLines(stack, secrets);
 await writeStatusFile(stateDir, lines);
 const pidFile = path.join(stateDir, 'stack.pid');
@@ -41,12 +49,20 @@ service_role key: ${secrets.serviceRoleKey}
 Try: curl ${stack.functionsUrl}/readiness/ready
 'npm run status' prints these as env lines. Ctrl-C stops everything.
 `);
+if (demo) {
+  console.log(`*** DEMO PROVIDER ***
+The key vault holds no provider key, so the LOCAL DEMO provider "switchyard-demo" is registered:
+a fake OpenAI-format upstream at ${demo.url} that echoes what you send. Models: demo-chat, demo-embeddings.
+Nothing reaches a real LLM. Add a real key (POST ${stack.functionsUrl}/keys) and restart to stop using it.
+`);
+}
 
 let stopping = false;
 async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
   log(`${signal}: stopping`);
+  demo?.stop();
   await stack.stop();
   await rm(pidFile, { force: true });
   log('stopped');

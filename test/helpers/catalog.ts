@@ -20,6 +20,7 @@ export interface CatalogFixtureOptions {
   maxOutputTokens?: number;
   capabilities?: string[];
   maxRetries?: number;
+  connectTimeoutMs?: number;
   firstByteTimeoutMs?: number;
   totalTimeoutMs?: number;
   alias?: string;
@@ -34,9 +35,11 @@ export async function createCatalogFixture(sql: TestDatabase, options: CatalogFi
   const alias = options.alias ?? `test-model-${suffix}`;
   const upstreamModel = options.upstreamModel ?? 'gpt-4o-mini';
   const [provider] = await sql<{ id: string }[]>`
-    insert into public.llm_providers (slug, kind, base_url, api_version, max_retries, first_byte_timeout_ms, total_timeout_ms)
+    insert into public.llm_providers (slug, kind, base_url, api_version, max_retries, connect_timeout_ms, first_byte_timeout_ms, total_timeout_ms)
     values (${providerSlug}, ${kind}, ${options.baseUrl}, ${options.apiVersion ?? null}, ${options.maxRetries ?? 1},
-            ${options.firstByteTimeoutMs ?? 5000}, ${options.totalTimeoutMs ?? 10000})
+            ${options.connectTimeoutMs ?? 5000}, ${options.firstByteTimeoutMs ?? 5000}, ${
+    options.totalTimeoutMs ?? 10000
+  })
     returning id`;
   const [model] = await sql<{ id: string }[]>`
     insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million,

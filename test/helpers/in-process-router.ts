@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import postgres from 'postgres';
 import { systemClock } from '../../supabase/functions/_shared/clock.ts';
 import { loadConfig } from '../../supabase/functions/_shared/config.ts';
+import { createUnavailableKms } from '../../supabase/functions/_shared/kms/unavailable-kms.ts';
 import { createJsonLogger } from '../../supabase/functions/_shared/logger.ts';
 import type { ProviderKeySource } from '../../supabase/functions/_shared/router/provider-keys.ts';
 import { createLlmRouterApp } from '../../supabase/functions/llm-router/app.ts';
@@ -30,7 +31,15 @@ export function createInProcessRouter(keys: ProviderKeySource, env: Record<strin
   });
   const db = postgres(config.databaseUrl, { max: config.databasePoolMax, onnotice: () => {} });
   const app = createLlmRouterApp(
-    { config, db, clock: systemClock, fetch, logger: createJsonLogger({ level: 'error', write: () => {} }) },
+    {
+      config,
+      db,
+      clock: systemClock,
+      fetch,
+      logger: createJsonLogger({ level: 'error', write: () => {} }),
+      // Provider keys come from `keys` here, not from the vault.
+      kms: createUnavailableKms(['the in-process router takes provider keys from its key source']),
+    },
     { keys },
   );
   return {

@@ -54,6 +54,7 @@ describe('npm start', { timeout: 150_000 }, () => {
       SWITCHYARD_STATE_DIR: await stateDirPromise,
       FUNCTIONS_PORT: String(await freePort()),
       DB_PORT: String(await freePort()),
+      DEMO_UPSTREAM_PORT: String(await freePort()),
     };
     const first = await startStack(env);
     const firstStatus = await status(env);
@@ -69,6 +70,23 @@ describe('npm start', { timeout: 150_000 }, () => {
       body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
     });
     expect(created.status).toBe(201);
+    const tenant = (await created.json()) as { id: string };
+
+    // No provider key in the vault: the demo provider answers a newcomer's first call, and says so.
+    expect(first.output()).toContain('DEMO PROVIDER');
+    const chat = await fetch(`${firstStatus.values.FUNCTIONS_URL}/llm-router/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        apikey: firstStatus.values.ANON_KEY,
+        authorization: `Bearer ${firstStatus.values.SERVICE_ROLE_KEY}`,
+        'x-tenant-id': tenant.id,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'first call' }] }),
+    });
+    expect(chat.status).toBe(200);
+    expect(((await chat.json()) as { choices: { message: { content: string } }[] }).choices[0].message.content).toBe('echo: first call');
+    expect(chat.headers.get('x-switchyard-provider')).toBe('switchyard-demo');
 
     await stop(first, 'SIGTERM');
     expect((await status(env)).code).toBe(1);

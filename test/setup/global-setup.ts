@@ -7,6 +7,7 @@ import { freePort } from '../../scripts/lib/database.ts';
 import { generateSecrets } from '../../scripts/lib/secrets.ts';
 import { startStack } from '../../scripts/lib/stack.ts';
 import { startFakeJwksServer, type SigningKey } from '../fakes/jwks-server.ts';
+import { testRouterEnvironment } from './router-settings.ts';
 
 /** What every test file can `inject('stack')`. */
 export interface TestStack {
@@ -20,6 +21,10 @@ export interface TestStack {
   jwksUrl: string;
   jwksSigningKeys: SigningKey[];
   functionsLogFile: string;
+  /** Bearer for the metrics function. */
+  metricsToken: string;
+  /** SWITCHYARD_MASTER_KEYS of the functions, so tests can decrypt what they stored. */
+  masterKeys: string;
 }
 
 declare module 'vitest' {
@@ -57,6 +62,7 @@ export default async function setup(project: TestProject) {
       SUPABASE_SECRET_KEYS: secretKey,
       MAX_BODY_BYTES: String(64 * 1024),
       LOG_LEVEL: 'debug',
+      ...testRouterEnvironment,
     },
     functionsOutput: (line) => functionsLog.write(`${line}\n`),
   });
@@ -72,6 +78,8 @@ export default async function setup(project: TestProject) {
     jwksUrl: jwks.url,
     jwksSigningKeys: jwks.keys,
     functionsLogFile,
+    metricsToken: secrets.metricsToken,
+    masterKeys: secrets.masterKeys,
   });
 
   return async () => {

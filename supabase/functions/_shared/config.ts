@@ -5,6 +5,9 @@ const commaList = z
   .optional()
   .transform((value) => (value ?? '').split(',').map((item) => item.trim()).filter(Boolean));
 
+// An unset and an empty variable mean the same: not configured.
+const optionalText = z.string().optional().transform((value) => (value?.trim() ? value.trim() : undefined));
+
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const environmentSchema = z
@@ -36,6 +39,13 @@ const environmentSchema = z
     ECONOMICS_BATCH_MAX: positiveInt(64),
     ECONOMICS_BATCHES_IN_FLIGHT: positiveInt(1),
     RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
+    // Checked when the KMS is built (kms/create-kms.ts): a bad key must not stop the isolate.
+    SWITCHYARD_MASTER_KEYS: optionalText,
+    KMS_URL: optionalText,
+    KMS_TOKEN: optionalText,
+    KMS_KEY_ID: optionalText,
+    KMS_TIMEOUT_MS: positiveInt(2_000),
+    VAULT_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(30_000),
   })
   .superRefine((env, ctx) => {
     if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
@@ -98,6 +108,18 @@ export interface Config {
     /** After this a reservation nobody settled is released by the reaper. */
     reservationTtlSeconds: number;
   };
+  /** Key vault KMS: an external one (url, token, keyId) when `url` is set, else the local master keys. */
+  kms: {
+    masterKeys?: string;
+    url?: string;
+    token?: string;
+    keyId?: string;
+    timeoutMs: number;
+  };
+  vault: {
+    /** How long a decrypted provider key is reused per isolate; a rotation or disable applies within it. */
+    cacheTtlMs: number;
+  };
 }
 
 /** Raised at start when the environment is incomplete; names variables, never values. */
@@ -151,5 +173,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       batchesInFlight: e.ECONOMICS_BATCHES_IN_FLIGHT,
       reservationTtlSeconds: e.RESERVATION_TTL_SECONDS,
     },
+    kms: {
+      masterKeys: e.SWITCHYARD_MASTER_KEYS,
+      url: e.KMS_URL,
+      token: e.KMS_TOKEN,
+      keyId: e.KMS_KEY_ID,
+      timeoutMs: e.KMS_TIMEOUT_MS,
+    },
+    vault: { cacheTtlMs: e.VAULT_CACHE_TTL_MS },
   };
 }

@@ -1,6 +1,7 @@
 import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db.ts';
+import type { Kms } from './kms/kms.ts';
 import type { Logger } from './logger.ts';
 
 /** What every function's app factory is given; tests hand in real Postgres and fakes. */
@@ -10,4 +11,6 @@ export interface AppDependencies {
   clock: Clock;
   fetch: typeof fetch;
   logger: Logger;
+  /** Wraps the key vault's data keys; the unavailable KMS (503 kms_unavailable) when not configured. */
+  kms: Kms;
 }

@@ -7,10 +7,13 @@ import type { AppDependencies } from './dependencies.ts';
 import { createErrorHandler, errorBody, type ErrorFormat, HttpError } from './errors.ts';
 import type { AppEnv } from './hono-env.ts';
 import { requestLog } from './middleware/request-log.ts';
+import { isolateRequestMetrics, type RequestMetrics, requestMetricsMiddleware } from './metrics/request-metrics.ts';
 
 export interface FunctionAppOptions {
   /** The LLM endpoints answer in OpenAI's error shape; everything else in the standard one. */
   errorFormat?: ErrorFormat;
+  /** Where request counts and latencies go (default: this isolate's, which the metrics function exposes). */
+  requestMetrics?: RequestMetrics;
 }
 
 const allowedRequestHeaders = [
@@ -36,6 +39,7 @@ export function createFunctionApp(name: string, deps: AppDependencies, options: 
   const allowedOrigins = new Set(deps.config.allowedOrigins);
 
   app.use(requestId({ headerName: 'x-request-id', limitLength: 128 }));
+  app.use(requestMetricsMiddleware(options.requestMetrics ?? isolateRequestMetrics, name));
   app.use(requestLog(deps.logger, name));
   app.use(secureHeaders({
     strictTransportSecurity: 'max-age=63072000; includeSubDomains',

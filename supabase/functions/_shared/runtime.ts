@@ -2,6 +2,7 @@ import { systemClock } from './clock.ts';
 import { loadConfig } from './config.ts';
 import { createDatabase } from './db.ts';
 import type { AppDependencies } from './dependencies.ts';
+import { createKms } from './kms/create-kms.ts';
 import { createJsonLogger } from './logger.ts';
 
 /**
@@ -10,11 +11,18 @@ import { createJsonLogger } from './logger.ts';
  */
 export function createRuntimeDependencies(env: Record<string, string | undefined>): AppDependencies {
   const config = loadConfig(env);
+  const fetchImpl = globalThis.fetch.bind(globalThis);
+  const logger = createJsonLogger({ level: config.logLevel });
+  // A missing or invalid KMS configuration must not stop the isolate: the key
+  // endpoints answer 503 kms_unavailable, everything else keeps working.
+  const { kms, problems } = createKms(config.kms, fetchImpl);
+  if (problems.length > 0) logger.warn('kms_unavailable', { problems });
   return {
     config,
     db: createDatabase(config),
     clock: systemClock,
-    fetch: globalThis.fetch.bind(globalThis),
-    logger: createJsonLogger({ level: config.logLevel }),
+    fetch: fetchImpl,
+    logger,
+    kms,
   };
 }

@@ -6,7 +6,7 @@ import { getProviderAdapter } from '../_shared/providers/registry.ts';
 import type { ChatCallContext, StreamTranslator } from '../_shared/providers/types.ts';
 import { streamInterruptedError, upstreamErrorFromFetchFailure } from '../_shared/providers/upstream-errors.ts';
 import type { RouteCandidate } from '../_shared/router/plan.ts';
-import { readUpstreamText, sendUpstream, type UpstreamExchange } from '../_shared/router/upstream.ts';
+import { providerLimits, readUpstreamText, sendUpstream, type UpstreamExchange } from '../_shared/router/upstream.ts';
 import { encodeSseEvent, parseSseStream, type SseEvent } from '../_shared/sse.ts';
 import { mappingRefusal } from './chat-context.ts';
 import type { RouterServices } from './services.ts';
@@ -48,10 +48,7 @@ export async function openChatStream(
   const exchange = await sendUpstream(
     services.deps.fetch,
     upstreamRequest,
-    {
-      firstByteMs: candidate.provider.connectTimeoutMs + candidate.provider.firstByteTimeoutMs,
-      totalMs: candidate.provider.totalTimeoutMs,
-    },
+    providerLimits(candidate.provider),
     signal,
     candidate.provider.slug,
   );

@@ -1,4 +1,5 @@
 import { createRuntimeDependencies } from '../_shared/runtime.ts';
 import { createReadinessApp } from './app.ts';
 
-Deno.serve(createReadinessApp(createRuntimeDependencies(Deno.env.toObject())).fetch);
+const environment = Deno.env.toObject();
+Deno.serve(createReadinessApp(createRuntimeDependencies(environment), { environment }).fetch);

@@ -1,5 +1,7 @@
 import type { AppDependencies } from '../dependencies.ts';
+import { type Capabilities, detectCapabilities } from './capabilities.ts';
 import { expectedMigrationVersions } from './migration-manifest.ts';
+import type { ReadinessSettings } from './settings.ts';
 
 export type CheckStatus = 'pass' | 'fail' | 'skip';
 
@@ -13,9 +15,17 @@ export interface CheckResult extends CheckOutcome {
   duration_ms: number;
 }
 
+/** What a check is given: the function's dependencies, the thresholds, and the capabilities probe. */
+export interface ReadinessContext {
+  deps: AppDependencies;
+  settings: ReadinessSettings;
+  /** Which optional tables and functions exist; detected once per run and shared by the checks. */
+  capabilities(): Promise<Capabilities>;
+}
+
 export interface ReadinessCheck {
   name: string;
-  run(deps: AppDependencies): Promise<CheckOutcome>;
+  run(context: ReadinessContext): Promise<CheckOutcome>;
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -26,17 +36,23 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Runs every check in parallel, each bounded by `timeoutMs`; a thrown check is a fail. */
+/** Runs every check in parallel, each bounded by the check timeout; a thrown check is a fail. */
 export async function runChecks(
   checks: readonly ReadinessCheck[],
   deps: AppDependencies,
-  timeoutMs: number,
+  settings: ReadinessSettings,
 ): Promise<CheckResult[]> {
+  let detected: Promise<Capabilities> | undefined;
+  const context: ReadinessContext = {
+    deps,
+    settings,
+    capabilities: () => (detected ??= detectCapabilities(deps.db)),
+  };
   return await Promise.all(checks.map(async (check) => {
     const started = performance.now();
     let outcome: CheckOutcome;
     try {
-      outcome = await withTimeout(check.run(deps), timeoutMs, check.name);
+      outcome = await withTimeout(check.run(context), settings.checkTimeoutMs, check.name);
     } catch (error) {
       outcome = { status: 'fail', detail: describeFailure(error) };
     }
@@ -45,7 +61,7 @@ export async function runChecks(
 }
 
 /** A short reason without connection strings or credentials. */
-function describeFailure(error: unknown): string {
+export function describeFailure(error: unknown): string {
   if (!(error instanceof Error)) return 'check failed';
   const code = (error as { code?: unknown }).code;
   const message = error.message.replace(/postgres(ql)?:\/\/\S+/g, '[database url]');
@@ -54,16 +70,16 @@ function describeFailure(error: unknown): string {
 
 export const databaseReachable: ReadinessCheck = {
   name: 'database_reachable',
-  async run({ db }) {
-    await db`select 1`;
+  async run({ deps }) {
+    await deps.db`select 1`;
     return { status: 'pass', detail: 'select 1 answered' };
   },
 };
 
 export const migrationsAtHead: ReadinessCheck = {
   name: 'migrations_at_head',
-  async run({ db }) {
-    const rows = await db<{ version: string }[]>`select version from supabase_migrations.schema_migrations`;
+  async run({ deps }) {
+    const rows = await deps.db<{ version: string }[]>`select version from supabase_migrations.schema_migrations`;
     const applied = new Set(rows.map((row) => row.version));
     const missing = expectedMigrationVersions.filter((version) => !applied.has(version));
     if (missing.length > 0) return { status: 'fail', detail: `pending migrations: ${missing.join(', ')}` };
@@ -73,9 +89,14 @@ export const migrationsAtHead: ReadinessCheck = {
 
 export const rlsOnExposedTables: ReadinessCheck = {
   name: 'rls_on_exposed_tables',
-  async run({ db }) {
-    const rows = await db<{ object_name: string }[]>`select object_name from lint.tables_without_rls()`;
-    if (rows.length > 0) return { status: 'fail', detail: `RLS disabled on ${rows.map((r) => r.object_name).join(', ')}` };
+  async run({ deps }) {
+    const rows = await deps.db<{ object_name: string }[]>`select object_name from lint.tables_without_rls()`;
+    if (rows.length > 0) {
+      return {
+        status: 'fail',
+        detail: `RLS disabled on ${rows.map((r) => r.object_name).join(', ')}`,
+      };
+    }
     return { status: 'pass', detail: 'every table in an exposed schema has RLS enabled' };
   },
 };

@@ -13,12 +13,3 @@ export interface ProviderKeySource {
     options?: { requestId?: string },
   ): Promise<ProviderKey | null>;
 }
-
-/**
- * Holds no keys: every provider is skipped and the router answers 503
- * provider_unavailable. The deployed router uses it until the key vault's
- * resolver is wired in (issue 5); it never invents a key.
- */
-export const noProviderKeys: ProviderKeySource = {
-  getProviderKey: () => Promise.resolve(null),
-};

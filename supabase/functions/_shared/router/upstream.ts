@@ -1,7 +1,8 @@
 import { HttpError } from '../errors.ts';
 import { UpstreamFailureError } from '../providers/errors.ts';
-import type { UpstreamRequest } from '../providers/types.ts';
-import { upstreamErrorFromFetchFailure } from '../providers/upstream-errors.ts';
+import type { ProviderAdapter, UpstreamRequest } from '../providers/types.ts';
+import { malformedResponseError, upstreamErrorFromFetchFailure } from '../providers/upstream-errors.ts';
+import type { ProviderRecord } from './catalog.ts';
 
 /**
  * The caller went away: stop everything. Nobody reads the answer; it is an
@@ -89,5 +90,34 @@ export async function readUpstreamText(
     throw new UpstreamFailureError(upstreamErrorFromFetchFailure(error, providerName));
   } finally {
     exchange.release();
+  }
+}
+
+/** The first-byte and total limits of a provider (connect is part of first byte: fetch cannot tell them apart). */
+export function providerLimits(provider: ProviderRecord): UpstreamLimits {
+  return { firstByteMs: provider.connectTimeoutMs + provider.firstByteTimeoutMs, totalMs: provider.totalTimeoutMs };
+}
+
+/**
+ * One non-streaming upstream call: send, read the body, turn a non-2xx into
+ * the adapter's UpstreamError and a body that is not JSON into a malformed
+ * response; the parsed JSON otherwise.
+ */
+export async function exchangeJson(
+  fetchImpl: typeof fetch,
+  request: UpstreamRequest,
+  provider: ProviderRecord,
+  adapter: Pick<ProviderAdapter, 'parseError'>,
+  clientSignal: AbortSignal,
+): Promise<unknown> {
+  const exchange = await sendUpstream(fetchImpl, request, providerLimits(provider), clientSignal, provider.slug);
+  const text = await readUpstreamText(exchange, clientSignal, provider.slug);
+  if (!exchange.response.ok) {
+    throw new UpstreamFailureError(adapter.parseError(exchange.response.status, text, exchange.response.headers));
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UpstreamFailureError(malformedResponseError(provider.slug, 'body is not JSON'));
   }
 }

@@ -3,15 +3,14 @@ import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { parseChatCompletionRequest } from '../../_shared/openai/schemas.ts';
 import type { ChatCompletionRequest, ChatCompletionResponse } from '../../_shared/openai/types.ts';
-import { RequestMappingError, UpstreamFailureError } from '../../_shared/providers/errors.ts';
+import { RequestMappingError } from '../../_shared/providers/errors.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
-import { malformedResponseError } from '../../_shared/providers/upstream-errors.ts';
 import type { ModelCapability } from '../../_shared/router/catalog.ts';
 import { dispatch } from '../../_shared/router/dispatch.ts';
 import { planRoute } from '../../_shared/router/plan.ts';
 import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
 import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
-import { readUpstreamText, sendUpstream } from '../../_shared/router/upstream.ts';
+import { exchangeJson } from '../../_shared/router/upstream.ts';
 import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
 import { openChatStream, streamResponse } from '../stream.ts';
 import { chatContext, mappingRefusal } from '../chat-context.ts';
@@ -112,28 +111,7 @@ export function chatCompletionRoutes(services: RouterServices) {
             if (error instanceof RequestMappingError) throw mappingRefusal(error);
             throw error;
           }
-          const exchange = await sendUpstream(
-            services.deps.fetch,
-            upstreamRequest,
-            {
-              firstByteMs: candidate.provider.connectTimeoutMs + candidate.provider.firstByteTimeoutMs,
-              totalMs: candidate.provider.totalTimeoutMs,
-            },
-            signal,
-            candidate.provider.slug,
-          );
-          const text = await readUpstreamText(exchange, signal, candidate.provider.slug);
-          if (!exchange.response.ok) {
-            throw new UpstreamFailureError(
-              adapter.parseError(exchange.response.status, text, exchange.response.headers),
-            );
-          }
-          let body: unknown;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            throw new UpstreamFailureError(malformedResponseError(candidate.provider.slug, 'body is not JSON'));
-          }
+          const body = await exchangeJson(services.deps.fetch, upstreamRequest, candidate.provider, adapter, signal);
           return adapter.parseChatResponse(body, context);
         },
       );

@@ -2,14 +2,12 @@ import { Hono } from 'hono';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { parseEmbeddingsRequest } from '../../_shared/openai/schemas.ts';
-import { UpstreamFailureError } from '../../_shared/providers/errors.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
 import type { EmbeddingsCallContext } from '../../_shared/providers/types.ts';
-import { malformedResponseError } from '../../_shared/providers/upstream-errors.ts';
 import { dispatch } from '../../_shared/router/dispatch.ts';
 import { planRoute } from '../../_shared/router/plan.ts';
 import { countInputTokens } from '../../_shared/router/tokens.ts';
-import { readUpstreamText, sendUpstream } from '../../_shared/router/upstream.ts';
+import { exchangeJson } from '../../_shared/router/upstream.ts';
 import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
 import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
 
@@ -76,28 +74,13 @@ export function embeddingRoutes(services: RouterServices) {
             },
             requestId,
           };
-          const exchange = await sendUpstream(
+          const body = await exchangeJson(
             services.deps.fetch,
             adapter.buildEmbeddingsRequest(request, context),
-            {
-              firstByteMs: candidate.provider.connectTimeoutMs + candidate.provider.firstByteTimeoutMs,
-              totalMs: candidate.provider.totalTimeoutMs,
-            },
+            candidate.provider,
+            adapter,
             signal,
-            candidate.provider.slug,
           );
-          const text = await readUpstreamText(exchange, signal, candidate.provider.slug);
-          if (!exchange.response.ok) {
-            throw new UpstreamFailureError(
-              adapter.parseError(exchange.response.status, text, exchange.response.headers),
-            );
-          }
-          let body: unknown;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            throw new UpstreamFailureError(malformedResponseError(candidate.provider.slug, 'body is not JSON'));
-          }
           return adapter.parseEmbeddingsResponse(body, context, request);
         },
       );

@@ -1,0 +1,47 @@
+import type { Database } from '../db.ts';
+
+/**
+ * Optional capabilities that land with later issues, detected by the presence
+ * of their tables and functions in the database, so readiness and metrics
+ * light up as each one is migrated and say why they skip until then.
+ */
+export interface Capabilities {
+  jobs: boolean;
+  artifacts: boolean;
+  jobDeadLetters: boolean;
+  secureKeys: boolean;
+  usageRecords: boolean;
+  budgetReservations: boolean;
+  usageInvariant: boolean;
+  providerCatalog: boolean;
+  providerHealth: boolean;
+}
+
+/** Where each capability comes from, for skip reasons. */
+export const capabilitySources: Record<keyof Capabilities, string> = {
+  jobs: 'table public.jobs (jobs/DLQ issue)',
+  artifacts: 'table public.artifacts (jobs/DLQ issue)',
+  jobDeadLetters: 'table public.job_dead_letters (jobs/DLQ issue)',
+  secureKeys: 'table public.secure_keys (key-vault issue)',
+  usageRecords: 'table public.usage_records (tenant-economics issue)',
+  budgetReservations: 'table public.budget_reservations (tenant-economics issue)',
+  usageInvariant: 'function public.usage_invariant_violations() (tenant-economics issue)',
+  providerCatalog: 'tables public.llm_providers and public.llm_models (LLM-router issue)',
+  providerHealth: 'table public.provider_health (LLM-router issue)',
+};
+
+/** One round trip: which of the optional tables and functions exist. */
+export async function detectCapabilities(db: Database): Promise<Capabilities> {
+  const [row] = await db<Capabilities[]>`
+    select to_regclass('public.jobs') is not null as "jobs",
+           to_regclass('public.artifacts') is not null as "artifacts",
+           to_regclass('public.job_dead_letters') is not null as "jobDeadLetters",
+           to_regclass('public.secure_keys') is not null as "secureKeys",
+           to_regclass('public.usage_records') is not null as "usageRecords",
+           to_regclass('public.budget_reservations') is not null as "budgetReservations",
+           to_regprocedure('public.usage_invariant_violations()') is not null as "usageInvariant",
+           (to_regclass('public.llm_providers') is not null and to_regclass('public.llm_models') is not null)
+             as "providerCatalog",
+           to_regclass('public.provider_health') is not null as "providerHealth"`;
+  return row;
+}
