@@ -1,0 +1,223 @@
+import postgres from 'postgres';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  enqueueJob,
+  JobLeaseLostError,
+  reapExpiredJobs,
+  registerJobKind,
+  RetryJob,
+  runWorker,
+  type RunWorkerOptions,
+  type WorkerEvent,
+} from '../../supabase/functions/_shared/jobs/index.ts';
+import { connectDatabase, createTenant, stack } from '../helpers/stack.ts';
+
+// The worker library's edges, each against the real database: drain on
+// shutdown, the drain time limit, a handler that ignores its signal, a lease
+// lost while the handler runs, a retry delay chosen by the handler,
+// artifacts, and configuration mistakes.
+const admin = connectDatabase();
+const pool = postgres(stack.dbUrl, {
+  max: 4,
+  onnotice: () => {},
+  connection: { application_name: 'jobs-worker-test' },
+});
+afterAll(async () => {
+  await pool.end({ timeout: 2 });
+  await admin.end();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A kind of its own per test; retries wait a minute unless a test says otherwise. */
+async function freshKind(
+  name: string,
+  options: { timeoutSeconds?: number; maxAttempts?: number } = {},
+): Promise<string> {
+  const kind = `test.worker.${name}.${crypto.randomUUID().slice(0, 8)}`;
+  await registerJobKind(admin, {
+    kind,
+    maxAttempts: options.maxAttempts ?? 3,
+    timeoutSeconds: options.timeoutSeconds ?? 30,
+    backoffBaseSeconds: 60,
+    backoffCapSeconds: 60,
+  });
+  return kind;
+}
+
+async function job(id: string) {
+  const [row] = await admin<
+    { status: string; last_error: string | null; result: unknown; run_at: Date; attempts: number }[]
+  >`
+    select status, last_error, result, run_at, attempts from public.jobs where id = ${id}`;
+  return row;
+}
+
+/** Starts a worker; `started` resolves when its first handler begins. */
+function startWorker(options: Omit<RunWorkerOptions, 'sql' | 'signal'>) {
+  const stop = new AbortController();
+  const events: WorkerEvent[] = [];
+  const done = runWorker({
+    sql: pool,
+    pollIntervalMs: 20,
+    ...options,
+    signal: stop.signal,
+    onEvent: (event) => events.push(event),
+  });
+  return { stop, done, events };
+}
+
+describe('runWorker', () => {
+  it('drains on shutdown: stops claiming, lets the running job finish, then resolves', async () => {
+    const kind = await freshKind('drain');
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const first = await enqueueJob(admin, kind, {});
+    const worker = startWorker({
+      handlers: {
+        [kind]: async () => {
+          started();
+          await sleep(300);
+          return { finished: true };
+        },
+      },
+      concurrency: 1,
+    });
+    await running;
+    worker.stop.abort();
+    const second = await enqueueJob(admin, kind, {});
+    const stats = await worker.done;
+    expect(stats).toMatchObject({ claimed: 1, succeeded: 1 });
+    expect(await job(first)).toMatchObject({ status: 'succeeded', result: { finished: true } });
+    expect((await job(second)).status).toBe('queued');
+  });
+
+  it('fires the signal of jobs still running when the drain time is up, and fails them for a retry', async () => {
+    const kind = await freshKind('shutdown');
+    const id = await enqueueJob(admin, kind, {});
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const worker = startWorker({
+      drainTimeoutMs: 100,
+      handlers: {
+        [kind]: (_job, { signal }) =>
+          new Promise((_, reject) => {
+            started();
+            signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+          }),
+      },
+    });
+    await running;
+    worker.stop.abort();
+    expect(await worker.done).toMatchObject({ retried: 1 });
+    expect(await job(id)).toMatchObject({
+      status: 'retry_scheduled',
+      last_error: 'worker shut down before the job finished',
+    });
+  });
+
+  it('abandons a handler that ignores its timeout, and fails the attempt', async () => {
+    const kind = await freshKind('abandon', { timeoutSeconds: 1, maxAttempts: 1 });
+    const id = await enqueueJob(admin, kind, {});
+    const worker = startWorker({
+      abortGraceMs: 100,
+      handlers: { [kind]: () => new Promise(() => {}) },
+    });
+    for (let i = 0; i < 100 && (await job(id)).status !== 'failed_dlq'; i++) await sleep(50);
+    worker.stop.abort();
+    const stats = await worker.done;
+    expect(stats).toMatchObject({ abandoned: 1, deadLettered: 1 });
+    expect((await job(id)).last_error).toBe(
+      'JobTimeoutError: job timed out after 1s; the handler did not stop within 100 ms',
+    );
+  });
+
+  it('aborts a handler whose lease was lost, and reports nothing for it', async () => {
+    const kind = await freshKind('lease');
+    const id = await enqueueJob(admin, kind, {});
+    let reason: unknown;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const worker = startWorker({
+      heartbeatIntervalMs: 50,
+      handlers: {
+        [kind]: (_job, { signal }) =>
+          new Promise((_, reject) => {
+            started();
+            signal.addEventListener('abort', () => {
+              reason = signal.reason;
+              reject(signal.reason);
+            }, { once: true });
+          }),
+      },
+    });
+    await running;
+    // As if the worker had stalled past its lease: the reaper takes the job.
+    await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+    expect(await reapExpiredJobs(admin)).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < 100 && reason === undefined; i++) await sleep(20);
+    worker.stop.abort();
+    const stats = await worker.done;
+    expect(reason).toBeInstanceOf(JobLeaseLostError);
+    expect(stats).toMatchObject({ leaseLost: 1, retried: 0, succeeded: 0 });
+    expect(worker.events.some((event) => event.type === 'lease_lost' && event.during === 'heartbeat')).toBe(true);
+    const after = await job(id);
+    expect(after.status).toBe('retry_scheduled');
+    expect(after.last_error).toMatch(/^lease expired/);
+  });
+
+  it('retries after the delay the handler asks for', async () => {
+    const kind = await freshKind('retry');
+    const id = await enqueueJob(admin, kind, {});
+    const worker = startWorker({
+      concurrency: 1,
+      handlers: {
+        [kind]: () => {
+          throw new RetryJob('upstream asked us to wait', { retryInSeconds: 120 });
+        },
+      },
+    });
+    for (let i = 0; i < 100 && (await job(id)).status !== 'retry_scheduled'; i++) await sleep(20);
+    worker.stop.abort();
+    await worker.done;
+    const after = await job(id);
+    expect(after).toMatchObject({ status: 'retry_scheduled', last_error: 'upstream asked us to wait', attempts: 1 });
+    const [{ delay }] = await admin<{ delay: number }[]>`
+      select extract(epoch from run_at - updated_at)::int as delay from public.jobs where id = ${id}`;
+    expect(delay).toBe(120);
+  });
+
+  it("stores what a handler returns, and the artifacts it adds, under the job's tenant", async () => {
+    const kind = await freshKind('artifact');
+    const tenantId = await createTenant('Worker artifacts');
+    const id = await enqueueJob(admin, kind, { name: 'report' }, { tenantId });
+    const worker = startWorker({
+      handlers: {
+        [kind]: async (claimed, context) => {
+          await context.addArtifact({ name: 'summary', content: { lines: 3 } });
+          await context.addArtifact({ storagePath: `reports/${claimed.id}.pdf` });
+          return { pages: 2 };
+        },
+      },
+    });
+    for (let i = 0; i < 100 && (await job(id)).status !== 'succeeded'; i++) await sleep(20);
+    worker.stop.abort();
+    await worker.done;
+    expect((await job(id)).result).toEqual({ pages: 2 });
+    const artifacts = await admin<{ tenant_id: string; name: string; storage_path: string | null; content: unknown }[]>`
+      select tenant_id, name, storage_path, content from public.artifacts where job_id = ${id} order by created_at, name`;
+    expect(artifacts).toEqual(expect.arrayContaining([
+      { tenant_id: tenantId, name: 'summary', storage_path: null, content: { lines: 3 } },
+      { tenant_id: tenantId, name: 'output', storage_path: `reports/${id}.pdf`, content: null },
+    ]));
+  });
+
+  it('refuses a kind without a handler, or a bad setting, before claiming anything', async () => {
+    await expect(runWorker({ sql: pool, handlers: {}, kinds: ['test.nobody'] })).rejects.toThrow(
+      'runWorker: no handler for kind(s) test.nobody',
+    );
+    await expect(runWorker({ sql: pool, handlers: { a: () => null }, concurrency: 0 })).rejects.toThrow(
+      'runWorker: concurrency must be a positive number',
+    );
+  });
+});
