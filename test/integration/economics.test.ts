@@ -306,3 +306,73 @@ describe('rate limits', () => {
     expect((await usageTotal(tenantId)).records).toBe(2);
   });
 });
+
+describe('the exact-match response cache', () => {
+  const upstreamCalls = () =>
+    fake.requests.filter((request) => JSON.stringify(request.body).includes('cache me')).length;
+
+  it('answers a repeated request from the cache at zero cost, recorded as a hit, also as a stream', async () => {
+    const { tenantId, key } = await tenantWithKey();
+    await setBudget(tenantId, 100 * estimate);
+    const client = router.client(key);
+    const cachedMessages = [{ role: 'user' as const, content: `cache me ${crypto.randomUUID()}` }];
+    const before = upstreamCalls();
+    const first = await client.chat.completions
+      .create({ model: catalog.alias, messages: cachedMessages, max_tokens: maxTokens }, {
+        headers: { 'x-switchyard-cache': '60' },
+      })
+      .withResponse();
+    expect(first.response.headers.get('x-switchyard-cache')).toBe('miss');
+    const second = await client.chat.completions
+      .create({ model: catalog.alias, messages: cachedMessages, max_tokens: maxTokens }, {
+        headers: { 'x-switchyard-cache': '60' },
+      })
+      .withResponse();
+    expect(second.response.headers.get('x-switchyard-cache')).toBe('hit');
+    expect(second.data.choices[0].message.content).toBe(first.data.choices[0].message.content);
+    expect(second.data.id).not.toBe(first.data.id);
+    expect(upstreamCalls() - before).toBe(1);
+
+    const stream = await client.chat.completions.create(
+      { model: catalog.alias, messages: cachedMessages, max_tokens: maxTokens, stream: true },
+      { headers: { 'x-switchyard-cache': '60' } },
+    );
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe(first.data.choices[0].message.content);
+    expect(upstreamCalls() - before).toBe(1);
+
+    const records = await sql<{ cache_hit: boolean; cost: number }[]>`
+      select cache_hit, cost_usd_micros::int as cost from public.usage_records where tenant_id = ${tenantId} order by created_at`;
+    expect(records.map((record) => record.cache_hit)).toEqual([false, true, true]);
+    expect(records[1].cost + records[2].cost).toBe(0);
+    expect((await counters(tenantId)).spent).toBe(records[0].cost);
+    // Three usage records (one upstream answer, two cache hits), one charge.
+    await expectConserved(tenantId, 3);
+  });
+
+  it('misses on a different request, refuses a malformed header, and caches by policy without a header', async () => {
+    const { tenantId, key } = await tenantWithKey();
+    const client = router.client(key);
+    const other = await client.chat.completions
+      .create({ model: catalog.alias, messages: [{ role: 'user', content: `cache me too ${crypto.randomUUID()}` }] }, {
+        headers: { 'x-switchyard-cache': 'on' },
+      })
+      .withResponse();
+    expect(other.response.headers.get('x-switchyard-cache')).toBe('miss');
+    const malformed = await client.chat.completions
+      .create({ model: catalog.alias, messages }, { headers: { 'x-switchyard-cache': 'forever' } })
+      .catch((caught: unknown) => caught);
+    expect((malformed as APIError).status).toBe(400);
+    expect((malformed as APIError).param).toBe('x-switchyard-cache');
+
+    const [policy] = await sql<{ id: string }[]>`
+      insert into public.routing_policies (tenant_id, name, model_alias, cache_ttl_seconds)
+      values (${tenantId}, 'cache everything', ${catalog.alias}, 60) returning id`;
+    await sql`insert into public.routing_policy_targets (policy_id, model_id) values (${policy.id}, ${catalog.modelId})`;
+    const byPolicy = [{ role: 'user' as const, content: `cache me by policy ${crypto.randomUUID()}` }];
+    await client.chat.completions.create({ model: catalog.alias, messages: byPolicy });
+    const hit = await client.chat.completions.create({ model: catalog.alias, messages: byPolicy }).withResponse();
+    expect(hit.response.headers.get('x-switchyard-cache')).toBe('hit');
+  });
+});

@@ -39,6 +39,7 @@ const environmentSchema = z
     ECONOMICS_BATCH_MAX: positiveInt(64),
     ECONOMICS_BATCHES_IN_FLIGHT: positiveInt(1),
     RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
+    CACHE_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     // Checked when the KMS is built (kms/create-kms.ts): a bad key must not stop the isolate.
     SWITCHYARD_MASTER_KEYS: optionalText,
     KMS_URL: optionalText,
@@ -107,6 +108,8 @@ export interface Config {
     batchesInFlight: number;
     /** After this a reservation nobody settled is released by the reaper. */
     reservationTtlSeconds: number;
+    /** Response-cache TTL when a request opts in with `x-switchyard-cache: on`. */
+    cacheDefaultTtlSeconds: number;
   };
   /** Key vault KMS: an external one (url, token, keyId) when `url` is set, else the local master keys. */
   kms: {
@@ -172,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       batchMax: e.ECONOMICS_BATCH_MAX,
       batchesInFlight: e.ECONOMICS_BATCHES_IN_FLIGHT,
       reservationTtlSeconds: e.RESERVATION_TTL_SECONDS,
+      cacheDefaultTtlSeconds: e.CACHE_DEFAULT_TTL_SECONDS,
     },
     kms: {
       masterKeys: e.SWITCHYARD_MASTER_KEYS,

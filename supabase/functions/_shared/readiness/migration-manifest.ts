@@ -17,4 +17,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123004000',
   '20261123004100',
   '20261123004200',
+  '20261123004300',
 ];

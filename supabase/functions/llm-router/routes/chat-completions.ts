@@ -11,6 +11,13 @@ import { planRoute } from '../../_shared/router/plan.ts';
 import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
 import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
 import { exchangeJson } from '../../_shared/router/upstream.ts';
+import { answerFromCache } from '../cache.ts';
+import {
+  cacheTtlSeconds,
+  findCachedResponse,
+  responseCacheKey,
+  storeCachedResponse,
+} from '../../_shared/economics/response-cache.ts';
 import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
 import { openChatStream, streamResponse } from '../stream.ts';
 import { chatContext, mappingRefusal } from '../chat-context.ts';
@@ -50,6 +57,18 @@ export function chatCompletionRoutes(services: RouterServices) {
       isCoolingDown: (providerId, model) => services.health.isCoolingDown(providerId, model),
       random: services.random,
     });
+    const started = services.deps.clock.now().getTime();
+    const cacheTtl = cacheTtlSeconds(
+      c.req.header('x-switchyard-cache'),
+      plan.policy?.cacheTtlSeconds,
+      services.deps.config.economics.cacheDefaultTtlSeconds,
+    );
+    const cacheKey = cacheTtl > 0 ? await responseCacheKey(request) : undefined;
+    if (cacheKey) {
+      const cached = await findCachedResponse(services.deps.db, tenant.tenantId, cacheKey);
+      if (cached) return answerFromCache(c, services, tenant, request, cached, started);
+      c.header('x-switchyard-cache', 'miss');
+    }
     const reservation = await reserveForRequest(c, services, {
       tenant,
       requestId,
@@ -63,7 +82,6 @@ export function chatCompletionRoutes(services: RouterServices) {
       ? { ...request, max_tokens: reservation.maxOutputTokens, max_completion_tokens: undefined }
       : request;
     const signal = clientSignal(c);
-    const started = services.deps.clock.now().getTime();
 
     try {
       if (effective.stream) {
@@ -125,6 +143,10 @@ export function chatCompletionRoutes(services: RouterServices) {
         latencyMs: services.deps.clock.now().getTime() - started,
         status: 'succeeded',
       });
+      // A streaming miss is not stored; a stored answer serves both kinds.
+      if (cacheKey) {
+        await storeCachedResponse(services.deps.db, tenant.tenantId, cacheKey, request.model, response, cacheTtl);
+      }
       setRouteHeaders(c, plan, result);
       return c.json(response);
     } catch (error) {
