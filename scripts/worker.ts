@@ -1,8 +1,10 @@
-// `npm run worker -- [--interval 5] [--once]`: the project's own queue
-// maintenance where pg_cron is absent: reap_expired_jobs() every few seconds
-// (jobs whose worker stopped heartbeating go to retry or the DLQ). Retention
-// is not built yet. Database: DATABASE_URL, else the running local stack's.
-// Stops on Ctrl-C / SIGTERM after the current run.
+// `npm run worker -- [--interval 5] [--once]`: the project's own maintenance
+// where pg_cron is absent, every few seconds: reap_expired_jobs() (jobs whose
+// worker stopped heartbeating go to a retry or the DLQ) and, where the
+// economics migrations are applied, reap_expired_reservations() (budget
+// reservations never settled are released). Retention is not built yet.
+// Database: DATABASE_URL, else the running local stack's. Stops on Ctrl-C /
+// SIGTERM after the current run.
 import postgres from 'postgres';
 import { reapExpiredJobs } from '../supabase/functions/_shared/jobs/index.ts';
 import { localStackStatus } from './lib/local-status.ts';
@@ -34,26 +36,44 @@ const sql = postgres(databaseUrl, {
 const stop = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
 
-const [cron] = await sql<
-  { installed: boolean }[]
->`select exists (select 1 from pg_extension where extname = 'pg_cron') as installed`;
+const [found] = await sql<{ pg_cron: boolean; reservations: boolean }[]>`
+  select exists (select 1 from pg_extension where extname = 'pg_cron') as pg_cron,
+         to_regprocedure('public.reap_expired_reservations(integer)') is not null as reservations`;
+
+/** Each maintenance task: its log event, and one run of it (how many rows it handled). */
+const tasks: { name: string; run: () => Promise<number> }[] = [
+  { name: 'expired_jobs_reaped', run: () => reapExpiredJobs(sql) },
+];
+if (found.reservations) {
+  tasks.push({
+    name: 'expired_reservations_released',
+    run: async () => {
+      const [row] = await sql<{ released: number }[]>`select public.reap_expired_reservations() as released`;
+      return row.released;
+    },
+  });
+}
 log('info', 'maintenance_worker_started', {
   interval_seconds: intervalSeconds,
-  pg_cron: cron.installed
-    ? 'installed: the reaper is also scheduled in the database; running it here too is harmless'
+  tasks: tasks.map((task) => task.name),
+  pg_cron: found.pg_cron
+    ? 'installed: the job reaper is also scheduled in the database; running it here too is harmless'
     : 'absent',
 });
 
 let failures = 0;
 while (!stop.signal.aborted) {
-  try {
-    const reaped = await reapExpiredJobs(sql);
-    failures = 0;
-    if (reaped > 0 || once) log('info', 'expired_jobs_reaped', { reaped });
-  } catch (error) {
-    failures++;
-    log('error', 'reaper_failed', { message: error instanceof Error ? error.message : String(error), failures });
+  let failed = false;
+  for (const task of tasks) {
+    try {
+      const count = await task.run();
+      if (count > 0 || once) log('info', task.name, { count });
+    } catch (error) {
+      failed = true;
+      log('error', `${task.name}_failed`, { message: error instanceof Error ? error.message : String(error) });
+    }
   }
+  failures = failed ? failures + 1 : 0;
   if (once) break;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, intervalSeconds * 1000 * Math.min(2 ** failures, 12));

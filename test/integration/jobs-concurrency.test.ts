@@ -255,7 +255,8 @@ describe('a worker whose connection is killed mid-job', () => {
         select lease_expires_at < now() as expired from public.jobs where id = ${id}`;
       return row.expired;
     }, 'the lease to run out');
-    expect(await reapExpiredJobs(admin)).toBeGreaterThanOrEqual(1);
+    // Test files run in parallel and reap too: whoever reaps it, it is reaped.
+    await reapExpiredJobs(admin);
     const [reaped] = await admin<{ status: string; last_error: string; lease_token: string | null }[]>`
       select status, last_error, lease_token from public.jobs where id = ${id}`;
     expect(reaped.status).toBe('retry_scheduled');

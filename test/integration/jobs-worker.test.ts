@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -10,6 +12,7 @@ import {
   type RunWorkerOptions,
   type WorkerEvent,
 } from '../../supabase/functions/_shared/jobs/index.ts';
+import { bin, repoRoot } from '../../scripts/lib/paths.ts';
 import { connectDatabase, createTenant, stack } from '../helpers/stack.ts';
 
 // The worker library's edges, each against the real database: drain on
@@ -154,7 +157,8 @@ describe('runWorker', () => {
     await running;
     // As if the worker had stalled past its lease: the reaper takes the job.
     await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
-    expect(await reapExpiredJobs(admin)).toBeGreaterThanOrEqual(1);
+    // Other test files reap in parallel: whoever reaps it, the job is taken from this worker.
+    await reapExpiredJobs(admin);
     for (let i = 0; i < 100 && reason === undefined; i++) await sleep(20);
     worker.stop.abort();
     const stats = await worker.done;
@@ -219,5 +223,30 @@ describe('runWorker', () => {
     await expect(runWorker({ sql: pool, handlers: { a: () => null }, concurrency: 0 })).rejects.toThrow(
       'runWorker: concurrency must be a positive number',
     );
+  });
+});
+
+describe('npm run worker', () => {
+  it('reaps a job whose worker vanished, and says so in one JSON line per task', async () => {
+    const kind = await freshKind('maintenance', { maxAttempts: 1 });
+    const id = await enqueueJob(admin, kind, {});
+    await admin`select * from public.claim_jobs('vanished-worker', ${[kind]}::text[], 1, 30)`;
+    await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+    const { stdout } = await promisify(execFile)(bin('tsx'), ['scripts/worker.ts', '--once'], {
+      cwd: repoRoot,
+      env: { ...process.env, DATABASE_URL: stack.dbUrl },
+    });
+    const lines = stdout.trim().split('\n').map((line) =>
+      JSON.parse(line) as { event: string; count?: number; tasks?: string[] }
+    );
+    expect(lines[0]).toMatchObject({
+      event: 'maintenance_worker_started',
+      tasks: expect.arrayContaining(['expired_jobs_reaped']),
+    });
+    // Its count may be 0 when a reaper of a test file running in parallel was first.
+    expect(lines.find((line) => line.event === 'expired_jobs_reaped')?.count).toBeTypeOf('number');
+    expect(lines.at(-1)?.event).toBe('maintenance_worker_stopped');
+    expect(await job(id)).toMatchObject({ status: 'failed_dlq' });
+    expect((await job(id)).last_error).toMatch(/^lease expired at .* worker vanished-worker/);
   });
 });
