@@ -376,3 +376,31 @@ describe('the exact-match response cache', () => {
     expect(hit.response.headers.get('x-switchyard-cache')).toBe('hit');
   });
 });
+
+describe('GET /ops/usage', () => {
+  it('sums tokens, cost and requests per group as numbers, for one tenant', async () => {
+    const { tenantId, key } = await tenantWithKey();
+    const client = router.client(key);
+    await client.chat.completions.create({ model: catalog.alias, messages, max_tokens: maxTokens });
+    await client.chat.completions.create({ model: catalog.alias, messages, max_tokens: maxTokens });
+    const response = await call(`/ops/usage?tenant_id=${tenantId}&group_by=provider,model`, {
+      headers: serviceHeaders(),
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { items: Record<string, unknown>[] };
+    expect(body.items).toEqual([{
+      provider: catalog.providerSlug,
+      model: catalog.alias,
+      requests: 2,
+      prompt_tokens: 8,
+      completion_tokens: 10,
+      cost_usd_micros: 2 * (4 + 2 * 5),
+      cache_hits: 0,
+    }]);
+    const bad = await call(`/ops/usage?tenant_id=${tenantId}&group_by=colour`, { headers: serviceHeaders() });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(
+      /^group_by: unknown group colour/,
+    );
+  });
+});

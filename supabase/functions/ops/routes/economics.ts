@@ -80,9 +80,9 @@ export function economicsRoutes(deps: AppDependencies) {
     const { tenant_id } = readQuery(c, tenantQuery);
     const items = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) =>
       tx`
-        select b.id, b.tenant_id, b.scope, b.api_key_id, b.model_alias, b.unit, b.period, b.limit_amount as limit,
-               b.over_limit, b.enabled, coalesce(u.spent, 0) as spent, coalesce(u.reserved, 0) as reserved,
-               coalesce(u.overflow, 0) as overflow, u.window_start
+        select b.id, b.tenant_id, b.scope, b.api_key_id, b.model_alias, b.unit, b.period,
+               b.limit_amount::float8 as limit, b.over_limit, b.enabled, coalesce(u.spent, 0)::float8 as spent,
+               coalesce(u.reserved, 0)::float8 as reserved, coalesce(u.overflow, 0)::float8 as overflow, u.window_start
         from public.budgets b
         left join public.usage_counters u
           on u.budget_id = b.id and u.window_start = private.budget_window_start(b.period, now())
@@ -103,7 +103,7 @@ export function economicsRoutes(deps: AppDependencies) {
         on conflict (tenant_id, scope, coalesce(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid),
                      coalesce(model_alias, ''), unit, period)
         do update set limit_amount = excluded.limit_amount, over_limit = excluded.over_limit, enabled = excluded.enabled
-        returning id, tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount as limit, over_limit, enabled`;
+        returning id, tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount::float8 as limit, over_limit, enabled`;
       return c.json(budget, 201);
     } catch (error) {
       if (sqlState(error) === '23503') throw new HttpError('not_found', 'tenant or API key not found');
@@ -139,6 +139,7 @@ export function economicsRoutes(deps: AppDependencies) {
     }
   });
 
+  // Sums come back as JSON numbers (float8 holds integers exactly up to 2^53).
   app.get('/usage', async (c) => {
     const query = readQuery(c, usageQuery);
     const groups = query.group_by;
@@ -151,9 +152,9 @@ export function economicsRoutes(deps: AppDependencies) {
           [
             ...selected,
             'count(*)::int as requests',
-            'coalesce(sum(prompt_tokens), 0)::bigint as prompt_tokens',
-            'coalesce(sum(completion_tokens), 0)::bigint as completion_tokens',
-            'coalesce(sum(cost_usd_micros), 0)::bigint as cost_usd_micros',
+            'coalesce(sum(prompt_tokens), 0)::float8 as prompt_tokens',
+            'coalesce(sum(completion_tokens), 0)::float8 as completion_tokens',
+            'coalesce(sum(cost_usd_micros), 0)::float8 as cost_usd_micros',
             'count(*) filter (where cache_hit)::int as cache_hits',
           ].join(', ')
         }
