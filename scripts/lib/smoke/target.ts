@@ -12,9 +12,10 @@ export interface SmokeTarget {
   jwtSecret?: string;
   /** A private JWK (with kid) whose public half is in the project's JWKS. */
   testKeyFile?: string;
-  /** Direct database access, for the checks only SQL can do (duplicate finalization). */
+  /** Direct database access, for what only SQL does: duplicate finalization, the DLQ worker, the demo upstream. */
   databaseUrl?: string;
-  model: string;
+  /** The chat model alias to invoke; absent: `demo-chat` when the catalog has it, else the first one listed. */
+  model?: string;
   /** Where the values came from, for the report: flags, environment, or the local stack's status file. */
   source: string;
 }
@@ -85,7 +86,7 @@ export function resolveTarget(flags: TargetFlags, env: NodeJS.ProcessEnv = proce
     // The local stack's DB_URL only goes with the local stack's URL, never with a --url given by hand.
     databaseUrl: flags.dbUrl ?? env.SMOKE_DB_URL ??
       (url.from === 'flags' ? undefined : pick(undefined, 'DB_URL').value),
-    model: flags.model ?? env.SMOKE_MODEL ?? 'gpt-4o-mini',
+    model: flags.model ?? env.SMOKE_MODEL,
     source: url.from ?? 'flags',
   };
 }
