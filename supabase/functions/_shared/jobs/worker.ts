@@ -2,7 +2,7 @@ import type { Database } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import { databaseMessage, isLeaseLost } from './errors.ts';
 import { AbortJob, JobLeaseLostError, JobTimeoutError, RetryJob, SkipJob, WorkerShutdownError } from './outcomes.ts';
-import { addJobArtifact, type ClaimedJob, claimJobs, completeJob, failJob, heartbeatJob, skipJob } from './queue.ts';
+import { addJobArtifact, type ClaimedJob, claimJobs, completeJobs, failJob, heartbeatJob, skipJob } from './queue.ts';
 
 /** What a handler gets besides the job: its AbortSignal and the lease it runs under. */
 export interface JobContext {
@@ -189,6 +189,72 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     }
   }
 
+  // Completions go to the database in batches, one batch in flight (group
+  // commit): at low load each job is completed at once, alone; under load the
+  // ones that finish while a batch is being written go together in the next.
+  const completions: { job: ClaimedJob; result: unknown; done: () => void }[] = [];
+  let completing = false;
+
+  function queueCompletion(job: ClaimedJob, result: unknown): Promise<void> {
+    return new Promise((done) => {
+      completions.push({ job, result, done });
+      if (!completing) void flushCompletions();
+    });
+  }
+
+  async function flushCompletions(): Promise<void> {
+    completing = true;
+    try {
+      while (completions.length > 0) {
+        const batch = completions.splice(0, 500);
+        try {
+          const outcomes = await completeWithRetries(batch);
+          const lost = new Set(
+            outcomes.filter((outcome) => outcome.status !== 'succeeded').map((outcome) => outcome.id),
+          );
+          for (const { job } of batch) {
+            if (lost.has(job.id)) {
+              const message = `cannot complete job ${job.id}: its lease is no longer held`;
+              stats.leaseLost++;
+              emit({ type: 'lease_lost', job, during: 'finish', message });
+              logger.warn('job_lease_lost', { job_id: job.id, kind: job.kind, message });
+            } else {
+              stats.succeeded++;
+              emit({ type: 'succeeded', job });
+            }
+          }
+        } catch (error) {
+          // The leases run out and the reaper retries these jobs.
+          for (const { job } of batch) {
+            stats.errors++;
+            emit({ type: 'error', during: 'finish', job, message: databaseMessage(error) });
+          }
+          logger.error('job_complete_failed', { jobs: batch.length, message: databaseMessage(error) });
+        } finally {
+          for (const { done } of batch) done();
+        }
+      }
+    } finally {
+      completing = false;
+    }
+  }
+
+  async function completeWithRetries(batch: readonly { job: ClaimedJob; result: unknown }[]) {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await completeJobs(
+          sql,
+          batch.map(({ job, result }) => ({ id: job.id, leaseToken: job.leaseToken, result })),
+        );
+      } catch (error) {
+        // complete_jobs is idempotent per lease: a retry after an unanswered
+        // commit reports those jobs lease_lost, never completes them twice.
+        if (attempt >= 3) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+  }
+
   async function fail(job: ClaimedJob, message: string, retryable: boolean, retryInSeconds?: number) {
     await finishWith(job, async () => {
       const status = await failJob(sql, job.id, job.leaseToken, message.slice(0, 4000), { retryable, retryInSeconds });
@@ -251,11 +317,14 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     const abortReason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
 
     if (outcome.type === 'value') {
-      await finishWith(job, async () => {
-        await completeJob(sql, job.id, job.leaseToken, outcome.value);
-        stats.succeeded++;
-        emit({ type: 'succeeded', job });
-      });
+      try {
+        JSON.stringify(outcome.value);
+      } catch (error) {
+        // Retrying would produce the same value: straight to the DLQ, saying why.
+        await fail(job, `the handler's result cannot be stored as JSON: ${errorText(error)}`, false);
+        return;
+      }
+      await queueCompletion(job, outcome.value);
       return;
     }
     if (outcome.type === 'abandoned') {
