@@ -170,6 +170,36 @@ describe('runWorker', () => {
     expect(after.last_error).toMatch(/^lease expired/);
   });
 
+  it('does not complete a job whose lease was taken while its handler finished', async () => {
+    const kind = await freshKind('late');
+    const id = await enqueueJob(admin, kind, {});
+    const worker = startWorker({
+      handlers: {
+        [kind]: async () => {
+          // The handler is done, but too late: the reaper took the job meanwhile.
+          await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+          await reapExpiredJobs(admin);
+          return { late: true };
+        },
+      },
+    });
+    for (let i = 0; i < 100 && !worker.events.some((event) => event.type === 'lease_lost'); i++) await sleep(20);
+    worker.stop.abort();
+    expect(await worker.done).toMatchObject({ leaseLost: 1, succeeded: 0 });
+    expect(worker.events).toContainEqual(expect.objectContaining({ type: 'lease_lost', during: 'finish' }));
+    expect(await job(id)).toMatchObject({ status: 'retry_scheduled', result: null });
+  });
+
+  it('sends a result that cannot be stored as JSON to the DLQ, saying why', async () => {
+    const kind = await freshKind('bigint');
+    const id = await enqueueJob(admin, kind, {});
+    const worker = startWorker({ handlers: { [kind]: () => ({ total: 10n }) } });
+    for (let i = 0; i < 100 && (await job(id)).status !== 'failed_dlq'; i++) await sleep(20);
+    worker.stop.abort();
+    expect(await worker.done).toMatchObject({ deadLettered: 1, succeeded: 0 });
+    expect((await job(id)).last_error).toMatch(/^the handler's result cannot be stored as JSON: TypeError: /);
+  });
+
   it('retries after the delay the handler asks for', async () => {
     const kind = await freshKind('retry');
     const id = await enqueueJob(admin, kind, {});
