@@ -4,7 +4,7 @@ import { countPromptTokens } from '../../supabase/functions/_shared/router/token
 import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
 import { type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
 import { createInProcessRouter, fixedKeySource, type InProcessRouter } from '../helpers/in-process-router.ts';
-import { call, connectDatabase, createTenant, serviceHeaders } from '../helpers/stack.ts';
+import { call, connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
 
 // Budget conservation through the real router code and the real SQL saga,
 // with the official SDK as the client. Prices: 1 micro-USD per prompt token,
@@ -74,6 +74,15 @@ async function usageTotal(tenantId: string) {
 async function invariantViolationsFor(tenantId: string) {
   return await sql`
     select v.* from public.usage_invariant_violations() v join public.budgets b on b.id = v.budget_id where b.tenant_id = ${tenantId}`;
+}
+
+/** The same request without the SDK, to read status and headers of refusals. */
+function rawChat(key: string): Promise<Response> {
+  return Promise.resolve(router.app.request('/llm-router/v1/chat/completions', {
+    method: 'POST',
+    headers: { apikey: stack.anonKey, authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: catalog.alias, messages, max_tokens: maxTokens }),
+  }));
 }
 
 function ask(client: ReturnType<InProcessRouter['client']>) {
@@ -167,15 +176,7 @@ describe('the saga around the upstream call', () => {
   it("answers 402 in OpenAI's shape naming the budget, and changes nothing", async () => {
     const { tenantId, key } = await tenantWithKey();
     await setBudget(tenantId, estimate - 1);
-    const response = await router.app.request('/llm-router/v1/chat/completions', {
-      method: 'POST',
-      headers: {
-        apikey: (await import('../helpers/stack.ts')).stack.anonKey,
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({ model: catalog.alias, messages, max_tokens: maxTokens }),
-    });
+    const response = await rawChat(key);
     expect(response.status).toBe(402);
     const body = (await response.json()) as { error: { type: string; code: string; message: string } };
     expect(body.error.type).toBe('insufficient_quota');
@@ -287,15 +288,7 @@ describe('rate limits', () => {
     expect(first.response.headers.get('x-ratelimit-limit-requests')).toBe('2');
     expect(first.response.headers.get('x-ratelimit-remaining-requests')).toBe('1');
     await client.chat.completions.create({ model: catalog.alias, messages, max_tokens: maxTokens });
-    const limited = await router.app.request('/llm-router/v1/chat/completions', {
-      method: 'POST',
-      headers: {
-        apikey: (await import('../helpers/stack.ts')).stack.anonKey,
-        authorization: `Bearer ${key}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({ model: catalog.alias, messages, max_tokens: maxTokens }),
-    });
+    const limited = await rawChat(key);
     expect(limited.status).toBe(429);
     const retryAfter = Number(limited.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
