@@ -60,9 +60,10 @@ const server = Deno.serve({
   return app.fetch(new Request(url, request));
 });
 
+// Graceful, but bounded: in-flight requests get up to 3 s, then the process exits anyway.
 async function shutdown() {
-  await server.shutdown();
-  await deps.db.end({ timeout: 2 });
+  const deadline = new Promise((resolve) => setTimeout(resolve, 3_000));
+  await Promise.race([server.shutdown().then(() => deps.db.end({ timeout: 1 })), deadline]);
   Deno.exit(0);
 }
 Deno.addSignalListener('SIGINT', shutdown);
