@@ -368,7 +368,10 @@ describe('provider-health', () => {
     const probed = await createCatalogFixture(sql, { baseUrl: fake.endpoints.openai, maxRetries: 0 });
     await storeProviderKey(probed.providerSlug, 'sk-test-probe');
     const run = async () => {
-      const response = await call('/provider-health/run', { method: 'POST', headers: serviceHeaders() });
+      const response = await call('/provider-health/run', {
+        method: 'POST',
+        headers: serviceHeaders({ 'x-job-token': stack.jobToken }),
+      });
       expect(response.status).toBe(200);
       const body = (await response.json()) as { results: { provider: string; outcome: string }[] };
       return body.results.find((result) => result.provider === probed.providerSlug)?.outcome;
@@ -384,11 +387,21 @@ describe('provider-health', () => {
     expect(health.error_rate).toBeCloseTo(0.5, 5);
   });
 
-  it('is for the service role only', async () => {
-    const response = await call('/provider-health/run', {
+  it('is for the service role with a job token only', async () => {
+    const asTenant = await call('/provider-health/run', {
       method: 'POST',
-      headers: { apikey: stack.anonKey, authorization: `Bearer ${client.apiKey}` },
+      headers: { apikey: stack.anonKey, authorization: `Bearer ${client.apiKey}`, 'x-job-token': stack.jobToken },
     });
-    expect(response.status).toBe(403);
+    expect(asTenant.status).toBe(403);
+    const withoutToken = await call('/provider-health/run', { method: 'POST', headers: serviceHeaders() });
+    expect(withoutToken.status).toBe(401);
+    expect(((await withoutToken.json()) as { error: { message: string } }).error.message).toBe(
+      'missing X-Job-Token header',
+    );
+    const wrongToken = await call('/provider-health/run', {
+      method: 'POST',
+      headers: serviceHeaders({ 'x-job-token': 'nope' }),
+    });
+    expect(wrongToken.status).toBe(401);
   });
 });

@@ -23,6 +23,7 @@ export interface TestStack {
   functionsLogFile: string;
   /** Bearer for the metrics function. */
   metricsToken: string;
+  jobToken: string;
   /** SWITCHYARD_MASTER_KEYS of the functions, so tests can decrypt what they stored. */
   masterKeys: string;
 }
@@ -79,6 +80,7 @@ export default async function setup(project: TestProject) {
     jwksSigningKeys: jwks.keys,
     functionsLogFile,
     metricsToken: secrets.metricsToken,
+    jobToken: secrets.jobToken,
     masterKeys: secrets.masterKeys,
   });
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCidr } from './middleware/operator-network.ts';
 
 const commaList = z
   .string()
@@ -24,6 +25,8 @@ const environmentSchema = z
     SUPABASE_JWT_ISSUER: z.string().min(1).optional(),
     SUPABASE_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).default(30_000),
     ALLOWED_ORIGINS: commaList,
+    OPS_ALLOWED_CIDRS: commaList,
+    JOB_TOKENS: commaList,
     MAX_BODY_BYTES: positiveInt(1024 * 1024),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     DB_POOL_MAX: positiveInt(8),
@@ -49,6 +52,13 @@ const environmentSchema = z
     VAULT_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(30_000),
   })
   .superRefine((env, ctx) => {
+    for (const network of env.OPS_ALLOWED_CIDRS) {
+      try {
+        parseCidr(network);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['OPS_ALLOWED_CIDRS'], message: `not an IP network: ${network}` });
+      }
+    }
     if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
       ctx.addIssue({ code: 'custom', path: ['SUPABASE_DB_URL'], message: 'SUPABASE_DB_URL or DATABASE_URL is required' });
     }
@@ -85,6 +95,10 @@ export interface Config {
   /** jwksCooldownMs: least time between two JWKS fetches for unknown `kid`s. */
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; jwksCooldownMs: number };
   allowedOrigins: readonly string[];
+  /** Client networks operator endpoints answer; empty = anyone (the default). */
+  opsAllowedCidrs: readonly string[];
+  /** Tokens a scheduler sends in X-Job-Token; several during rotation. */
+  jobTokens: readonly string[];
   maxBodyBytes: number;
   /** How long a resolved tenant API key is trusted without asking the database again. */
   authCacheTtlMs: number;
@@ -159,6 +173,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       jwksCooldownMs: e.SUPABASE_JWKS_COOLDOWN_MS,
     },
     allowedOrigins: e.ALLOWED_ORIGINS,
+    opsAllowedCidrs: e.OPS_ALLOWED_CIDRS,
+    jobTokens: e.JOB_TOKENS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     authCacheTtlMs: e.AUTH_CACHE_TTL_MS,
     logLevel: e.LOG_LEVEL,

@@ -18,6 +18,7 @@ export const errorStatus = {
   budget_exceeded: 402,
   forbidden: 403,
   origin_not_allowed: 403,
+  address_not_allowed: 403,
   not_found: 404,
   route_not_found: 404,
   model_not_found: 404,

@@ -6,12 +6,15 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { AppDependencies } from './dependencies.ts';
 import { createErrorHandler, errorBody, type ErrorFormat, HttpError } from './errors.ts';
 import type { AppEnv } from './hono-env.ts';
+import { operatorNetworkOnly } from './middleware/operator-network.ts';
 import { requestLog } from './middleware/request-log.ts';
 import { isolateRequestMetrics, type RequestMetrics, requestMetricsMiddleware } from './metrics/request-metrics.ts';
 
 export interface FunctionAppOptions {
   /** The LLM endpoints answer in OpenAI's error shape; everything else in the standard one. */
   errorFormat?: ErrorFormat;
+  /** Operator endpoints answer only clients in OPS_ALLOWED_CIDRS (when set). */
+  operatorEndpoint?: boolean;
   /** Where request counts and latencies go (default: this isolate's, which the metrics function exposes). */
   requestMetrics?: RequestMetrics;
 }
@@ -70,6 +73,8 @@ export function createFunctionApp(name: string, deps: AppDependencies, options: 
     if (c.req.raw.body) await c.req.arrayBuffer();
     await next();
   });
+
+  if (options.operatorEndpoint) app.use(operatorNetworkOnly(deps.config.opsAllowedCidrs));
 
   app.onError(createErrorHandler(deps.logger, format));
   app.notFound((c) => {

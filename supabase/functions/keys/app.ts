@@ -24,7 +24,7 @@ export interface KeysAppOptions {
 export function createKeysApp(deps: AppDependencies, options: KeysAppOptions = {}) {
   const onKeyChanged = options.onKeyChanged ?? (() => {});
   const ensureMasterKey = createMasterKeyCheck(deps.db, deps.kms);
-  const app = createFunctionApp('keys', deps);
+  const app = createFunctionApp('keys', deps, { operatorEndpoint: true });
   app.use('*', authenticate(deps, { allow: ['service_role', 'user'] }));
   app.route('/', createKeyRoute(deps, ensureMasterKey));
   app.route('/', listKeysRoutes(deps));

@@ -22,7 +22,7 @@ export interface MetricsOptions {
 export function createMetricsApp(deps: AppDependencies, options: MetricsOptions = {}) {
   const settings = loadMetricsSettings(options.environment ?? {});
   const requestMetrics = options.requestMetrics ?? isolateRequestMetrics;
-  const app = createFunctionApp('metrics', deps, { requestMetrics });
+  const app = createFunctionApp('metrics', deps, { requestMetrics, operatorEndpoint: true });
 
   app.get('/', async (c) => {
     if (!settings.token) throw new HttpError('service_unavailable', 'metrics are off: METRICS_TOKEN is not set');

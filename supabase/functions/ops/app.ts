@@ -7,7 +7,7 @@ import { tenantRoutes } from './routes/tenants.ts';
 
 /** Operator API: tenants, members, tenant API keys, budgets, rate limits and usage (service role, or a tenant's admin). */
 export function createOpsApp(deps: AppDependencies) {
-  const app = createFunctionApp('ops', deps);
+  const app = createFunctionApp('ops', deps, { operatorEndpoint: true });
   app.use('*', authenticate(deps, { allow: ['service_role', 'user'] }));
   app.route('/tenants', tenantRoutes(deps));
   app.route('/api-keys', apiKeyRoutes(deps));

@@ -1,4 +1,5 @@
 import { authenticate } from '../_shared/auth/middleware.ts';
+import { requireJobToken } from '../_shared/middleware/job-token.ts';
 import type { AppDependencies } from '../_shared/dependencies.ts';
 import { createFunctionApp } from '../_shared/function-app.ts';
 import { getProviderAdapter } from '../_shared/providers/registry.ts';
@@ -22,12 +23,13 @@ interface ProbeResult {
  * POST /provider-health/run: probes every enabled provider with its cheapest
  * authenticated call (list models) using its global key, and merges the
  * outcomes into provider_health (record_provider_outcomes). A schedule calls
- * it (pg_cron + pg_net on Supabase, `npm run worker` locally); the service
- * role only.
+ * it (pg_cron + pg_net on Supabase, `npm run worker` locally) with the
+ * service role and an X-Job-Token.
  */
 export function createProviderHealthApp(deps: AppDependencies, options: ProviderHealthOptions) {
   const app = createFunctionApp('provider-health', deps);
   app.use('*', authenticate(deps, { allow: ['service_role'] }));
+  app.use('*', requireJobToken(deps.config.jobTokens));
 
   app.post('/run', async (c) => {
     const catalog = await loadCatalog(deps.db, deps.clock.now());
