@@ -146,10 +146,14 @@ describe.each(['openai', 'compatible', 'azure', 'gemini'])('the %s adapter', (na
 });
 
 describe('the router', () => {
-  it('lists the models the caller can use', async () => {
-    const models = await client.models.list();
-    const ids = models.data.map((model) => model.id);
+  it('lists the models the caller can use: those a provider with a vault key serves', async () => {
+    const keyless = await createCatalogFixture(sql, { baseUrl: fake.endpoints.openai });
+    await catalogRefreshed();
+    const ids = (await client.models.list()).data.map((model) => model.id);
     for (const fixture of Object.values(fixtures)) expect(ids).toContain(fixture.alias);
+    expect(ids).not.toContain(keyless.alias);
+    // The seeded catalog's real providers have no key here.
+    expect(ids).not.toContain('gpt-4o');
   });
 
   it('refuses embeddings on a model that has none, naming the field', async () => {

@@ -1,20 +1,33 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import type { ModelsList } from '../../_shared/openai/types.ts';
+import type { ModelRecord } from '../../_shared/router/catalog.ts';
 import { requestTenant, type RouterServices } from '../services.ts';
 
-/** GET /v1/models: the aliases this caller can ask for (enabled models and its policies' aliases). */
+/**
+ * GET /v1/models: the aliases this caller can ask for and get an answer:
+ * served by an enabled model whose enabled provider has an active key in the
+ * vault (the tenant's or a global one), directly or through a policy.
+ */
 export function modelRoutes(services: RouterServices) {
   const app = new Hono<AppEnv>();
   app.get('/', async (c) => {
     const { tenantId } = await requestTenant(c, services);
     const snapshot = await services.catalog.get();
+    // Key metadata only: listing models must not decrypt (and audit) anything.
+    const keyed = new Set((await services.deps.db<{ provider: string }[]>`
+      select distinct provider from public.secure_keys
+      where status = 'active' and (tenant_id is null or tenant_id = ${tenantId})`).map((row) => row.provider));
+    const servable = (model: ModelRecord | undefined) => {
+      const provider = model ? snapshot.providers.get(model.providerId) : undefined;
+      return !!model && model.enabled && !!provider?.enabled && keyed.has(provider.keyName);
+    };
     const usable = new Set<string>();
-    for (const [alias, models] of snapshot.modelsByAlias) {
-      if (models.some((model) => model.enabled && snapshot.providers.get(model.providerId)?.enabled)) usable.add(alias);
-    }
+    for (const [alias, models] of snapshot.modelsByAlias) if (models.some(servable)) usable.add(alias);
     for (const policy of snapshot.policies) {
-      if (policy.tenantId === null || policy.tenantId === tenantId) usable.add(policy.modelAlias);
+      if (policy.tenantId !== null && policy.tenantId !== tenantId) continue;
+      const viaTargets = policy.targets.some((target) => servable(snapshot.models.get(target.modelId)));
+      if (viaTargets || policy.fallbackAliases.some((alias) => usable.has(alias))) usable.add(policy.modelAlias);
     }
     const created = Math.floor(snapshot.loadedAt.getTime() / 1000);
     const list: ModelsList = {
