@@ -18,4 +18,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123004100',
   '20261123004200',
   '20261123004300',
+  '20261123004400',
 ];

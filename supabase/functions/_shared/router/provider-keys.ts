@@ -1,15 +1,9 @@
-/** A provider API key as the key vault hands it out (decrypted, never logged). */
-export interface ProviderKey {
-  secret: string;
-  keyId: string;
-  version: number;
-}
+import type { ProviderKeyResolver } from '../vault/resolver.ts';
 
-/** Where the router gets provider keys: the key vault (tenant key first, then global). */
-export interface ProviderKeySource {
-  getProviderKey(
-    tenantId: string | null,
-    provider: string,
-    options?: { requestId?: string },
-  ): Promise<ProviderKey | null>;
-}
+export type { ProviderKey } from '../vault/resolver.ts';
+
+/**
+ * What the router needs of the key vault: the provider-key lookup alone, so
+ * tests and the benchmark can hand in any source with the same contract.
+ */
+export type ProviderKeySource = Pick<ProviderKeyResolver, 'getProviderKey'>;
