@@ -2,6 +2,7 @@ import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
 import { type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
+import { requestsOnOneConnection } from '../helpers/raw-http.ts';
 import { call, connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
 import { testRouterSettings } from '../setup/router-settings.ts';
 
@@ -146,6 +147,28 @@ describe.each(['openai', 'compatible', 'azure', 'gemini'])('the %s adapter', (na
 });
 
 describe('the router', () => {
+  it('keeps the client connection alive across chat completions with request bodies larger than 1 KB', async () => {
+    // Deno 2.8.3–2.9.5 answered such requests with `connection: close`, which costs every
+    // client a reconnect per call (issue 9); package.json pins a Deno without that fault.
+    const chat = {
+      method: 'POST',
+      path: new URL(`${stack.functionsUrl}/llm-router/v1/chat/completions`).pathname,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${client.apiKey}`, apikey: stack.anonKey },
+      body: JSON.stringify({
+        model: fixtures.openai.alias,
+        messages: [{ role: 'user', content: `keep-alive ${'padding '.repeat(200)}` }],
+      }),
+    };
+    expect(chat.body.length).toBeGreaterThan(1024);
+    const responses = await requestsOnOneConnection(stack.functionsUrl, [chat, chat, chat]);
+    expect(responses.map((response) => response.status)).toEqual([200, 200, 200]);
+    for (const response of responses) {
+      expect(response.headers.connection ?? 'keep-alive').not.toMatch(/close/i);
+      expect((JSON.parse(response.body) as { choices: { message: { content: string } }[] }).choices[0].message.content)
+        .toMatch(/^echo: keep-alive/);
+    }
+  });
+
   it('lists the models the caller can use: those a provider with a vault key serves', async () => {
     const keyless = await createCatalogFixture(sql, { baseUrl: fake.endpoints.openai });
     await catalogRefreshed();
