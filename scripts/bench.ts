@@ -1,4 +1,5 @@
-// `npm run bench -- [--json] [--connections 32] [--duration 10] [--sweep]`
+// `npm run bench -- [--json] [--connections 32] [--duration 10] [--sweep]
+//                   [--scenarios router,router-stream] [--cpu-prof DIR]`
 // All in one run, loopback only, bounded in time: the fake OpenAI upstream
 // called directly, a bare Hono pass-through proxy on Deno, and the real
 // llm-router on Deno with API-key auth, rate limit, budget reserve/settle and
@@ -26,6 +27,20 @@ const asJson = flag('json');
 const connections = Math.min(option('connections', 32), 256);
 const duration = Math.min(option('duration', 10), 120);
 const sweep = flag('sweep');
+const allScenarios = ['upstream', 'passthrough', 'router', 'router-stream', 'router-cache-hit'] as const;
+type ScenarioName = (typeof allScenarios)[number];
+const textOption = (name: string) => {
+  const index = args.indexOf(`--${name}`);
+  return index >= 0 ? args[index + 1] : undefined;
+};
+// The pass-through always runs: it is the baseline every ratio is taken against.
+const selected = new Set<ScenarioName>(['passthrough']);
+for (const name of (textOption('scenarios') ?? allScenarios.join(',')).split(',')) {
+  if (!(allScenarios as readonly string[]).includes(name)) throw new Error(`--scenarios: unknown scenario ${name} (known: ${allScenarios.join(', ')})`);
+  selected.add(name as ScenarioName);
+}
+// A V8 CPU profile of the router isolate, written when the run ends (open it in Chrome DevTools).
+const cpuProfileDir = textOption('cpu-prof');
 const log = (line: string) => {
   if (!asJson) console.error(`[bench] ${line}`);
 };
@@ -117,8 +132,8 @@ try {
   log('starting the fake upstream, the pass-through proxy and the router');
   await startProcess(bin('tsx'), ['test/fakes/fake-upstream-server.ts', '--port', String(upstreamPort), '--api-key', 'bench-upstream-key'], {});
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/v1`;
-  const denoRun = (script: string, env: Record<string, string>) =>
-    startProcess(denoExecutable(), ['run', '--config', path.join(functionsDir, 'deno.json'), '--allow-net', '--allow-env', '--allow-read', '--allow-sys', path.join(repoRoot, script)], env);
+  const denoRun = (script: string, env: Record<string, string>, extraFlags: string[] = []) =>
+    startProcess(denoExecutable(), ['run', '--config', path.join(functionsDir, 'deno.json'), '--allow-net', '--allow-env', '--allow-read', '--allow-sys', ...extraFlags, path.join(repoRoot, script)], env);
   await denoRun('scripts/bench/passthrough-server.ts', { BENCH_UPSTREAM_URL: upstreamUrl, BENCH_PORT: String(passthroughPort) });
 
   // The tenant, its API key, a budget and a rate limit that every request goes through.
@@ -141,7 +156,7 @@ try {
     SUPABASE_JWT_SECRET: secrets.jwtSecret,
     SUPABASE_ANON_KEY: secrets.anonKey,
     LOG_LEVEL: 'warn',
-  });
+  }, cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProfileDir)}`] : []);
 
   const body = JSON.stringify({ model: 'bench-model', max_tokens: 16, messages: [{ role: 'user', content: 'Say hello to the benchmark' }] });
   const streamBody = JSON.stringify({ model: 'bench-model', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'Say hello to the benchmark' }] });
@@ -168,15 +183,17 @@ try {
   };
 
   const results: ScenarioResult[] = [];
-  results.push(await run('upstream', connections, duration));
+  if (selected.has('upstream')) results.push(await run('upstream', connections, duration));
   results.push(await run('passthrough', connections, duration));
-  results.push(await run('router', connections, duration));
-  const streamed = await run('router', connections, duration, streamBody, 'router-stream');
-  const sample = await streamSample(targets.router.url, routerHeaders, streamBody, 50);
-  routerSuccesses += sample.ok;
-  streamed.ttfb_ms = sample.ttfb;
-  results.push(streamed);
-  results.push(await run('cached', connections, duration, body, 'router-cache-hit'));
+  if (selected.has('router')) results.push(await run('router', connections, duration));
+  if (selected.has('router-stream')) {
+    const streamed = await run('router', connections, duration, streamBody, 'router-stream');
+    const sample = await streamSample(targets.router.url, routerHeaders, streamBody, 50);
+    routerSuccesses += sample.ok;
+    streamed.ttfb_ms = sample.ttfb;
+    results.push(streamed);
+  }
+  if (selected.has('router-cache-hit')) results.push(await run('cached', connections, duration, body, 'router-cache-hit'));
 
   const sweepResults: ScenarioResult[] = [];
   if (sweep) {
@@ -199,7 +216,8 @@ try {
   await sql.end();
 
   const passthrough = results.find((result) => result.scenario === 'passthrough')!;
-  const router = results.find((result) => result.scenario === 'router')!;
+  // Without the router scenario, the ratio is taken against the first router-* scenario run.
+  const router = results.find((result) => result.scenario === 'router') ?? results.find((result) => result.scenario.startsWith('router')) ?? passthrough;
   const report = {
     date: new Date().toISOString(),
     machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memory_gib: Math.round(os.totalmem() / 2 ** 30), postgres: version.server_version, node: process.version },
@@ -251,7 +269,20 @@ try {
   console.log(asJson ? JSON.stringify(report, null, 2) : markdown);
   if (!report.conservation.holds) process.exitCode = 1;
 } finally {
-  for (const child of children) child.kill('SIGTERM');
+  // Wait (bounded) for each child to exit: the router writes its CPU profile on the way out.
+  await Promise.all(children.map((child) =>
+    child.exitCode !== null ? undefined : new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, 5_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    })
+  ));
   await stopDatabase?.();
   await rm(tempDir, { recursive: true, force: true });
 }

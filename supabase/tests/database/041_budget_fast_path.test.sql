@@ -1,0 +1,80 @@
+-- The set-based reserve and settle (migration 004500) answer and write exactly
+-- what the request-by-request path does: each batch below runs through the
+-- in-order function in a savepoint, its answers and resulting state are kept,
+-- the savepoint is rolled back, and the public function must match.
+begin;
+select plan(16);
+
+insert into public.tenants (id, name, slug) values
+  ('eeeeeeee-0000-0000-0000-000000000041', 'Fast path', 'fast-path');
+insert into public.tenant_api_keys (id, tenant_id, name, key_hash, prefix) values
+  ('aaaaaaaa-0000-0000-0000-000000000041', 'eeeeeeee-0000-0000-0000-000000000041', 'fast', repeat('4', 64), 'sy_fast0041');
+insert into public.budgets (id, tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount) values
+  ('bbbbbbbb-0000-0000-0000-000000000411', 'eeeeeeee-0000-0000-0000-000000000041', 'tenant', null, null, 'usd_micros', 'month', 1000),
+  ('bbbbbbbb-0000-0000-0000-000000000412', 'eeeeeeee-0000-0000-0000-000000000041', 'api_key', 'aaaaaaaa-0000-0000-0000-000000000041', null, 'tokens', 'day', 500),
+  ('bbbbbbbb-0000-0000-0000-000000000413', 'eeeeeeee-0000-0000-0000-000000000041', 'model', null, 'fast-model', 'tokens', 'total', 300);
+insert into public.rate_limits (tenant_id, requests_per_minute, tokens_per_minute, burst) values
+  ('eeeeeeee-0000-0000-0000-000000000041', 10, 10000, 1);
+
+-- What a batch leaves behind, to compare the two paths.
+create temporary view fast_path_state as
+select (select coalesce(jsonb_agg(jsonb_build_array(c.budget_id, c.reserved, c.spent, c.overflow, c.request_count) order by c.budget_id), '[]')
+          from public.usage_counters c join public.budgets b on b.id = c.budget_id
+          where b.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041') as counters,
+       (select coalesce(jsonb_agg(jsonb_build_array(r.request_id, r.status, r.items) order by r.request_id), '[]')
+          from public.budget_reservations r where r.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041') as reservations,
+       (select coalesce(jsonb_agg(jsonb_build_array(w.requests, w.tokens)), '[]')
+          from public.rate_limit_windows w join public.rate_limits l on l.id = w.rate_limit_id
+          where l.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041') as windows;
+
+-- 1. Three requests that all fit (key, model and tenant budgets, one rate limit).
+\set batch1 '[{"request_id":"fp-1","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":"aaaaaaaa-0000-0000-0000-000000000041","model_alias":"fast-model","usd_micros":100,"tokens":50},{"request_id":"fp-2","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":"aaaaaaaa-0000-0000-0000-000000000041","model_alias":"other-model","usd_micros":200,"tokens":70},{"request_id":"fp-3","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"fast-model","usd_micros":300,"tokens":90}]'
+savepoint in_order;
+select private.reserve_budgets_in_order(:'batch1'::jsonb) as expected \gset
+select counters as expected_counters, reservations as expected_reservations, windows as expected_windows from fast_path_state \gset
+rollback to savepoint in_order;
+select is(public.reserve_budgets(:'batch1'::jsonb), :'expected'::jsonb, 'a batch that fits: the same answers as request by request');
+select is((select counters from fast_path_state), :'expected_counters'::jsonb, 'the same counters');
+select is((select reservations from fast_path_state), :'expected_reservations'::jsonb, 'the same reservations, with the same items');
+select is((select windows from fast_path_state), :'expected_windows'::jsonb, 'the same rate-limit window');
+select is(current_setting('synchronous_commit'), 'off', 'the reserving transaction commits asynchronously');
+
+-- 2. A batch whose third request does not fit the tenant budget (1000 - 600 left = 400 < 500): in order, only it is refused.
+\set batch2 '[{"request_id":"fp-4","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"x","usd_micros":150,"tokens":1},{"request_id":"fp-5","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"x","usd_micros":500,"tokens":1},{"request_id":"fp-6","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"x","usd_micros":250,"tokens":1},{"request_id":"fp-1","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"x","usd_micros":1,"tokens":1}]'
+savepoint in_order;
+select private.reserve_budgets_in_order(:'batch2'::jsonb) as expected \gset
+select counters as expected_counters, reservations as expected_reservations from fast_path_state \gset
+rollback to savepoint in_order;
+select is(public.reserve_budgets(:'batch2'::jsonb), :'expected'::jsonb, 'a refusal and a duplicate in the batch: the same answers as in order');
+select is(array[:'expected'::jsonb -> 0 ->> 'status', :'expected'::jsonb -> 1 ->> 'status', :'expected'::jsonb -> 2 ->> 'status', :'expected'::jsonb -> 3 ->> 'status'],
+  array['reserved', 'refused', 'reserved', 'duplicate'], 'that batch did take the in-order path: fp-5 refused, fp-1 a duplicate');
+select is((select counters from fast_path_state), :'expected_counters'::jsonb, 'the same counters after a refusal');
+select is((select reservations from fast_path_state), :'expected_reservations'::jsonb, 'the same reservations after a refusal');
+
+-- 3. Settle: one batch against the same settlements made one at a time, in order.
+\set settle '[{"request_id":"fp-1","prompt_tokens":20,"completion_tokens":10,"cost_usd_micros":80,"provider":"p","upstream_model":"m","latency_ms":5},{"request_id":"fp-2","prompt_tokens":60,"completion_tokens":30,"cost_usd_micros":250,"provider":"p","upstream_model":"m","latency_ms":6},{"request_id":"fp-2","prompt_tokens":1,"completion_tokens":1,"cost_usd_micros":1,"provider":"p","upstream_model":"m"},{"request_id":"nope","prompt_tokens":1,"completion_tokens":1,"cost_usd_micros":1,"provider":"p","upstream_model":"m"}]'
+savepoint in_order;
+select jsonb_agg(public.settle_budget(s.value ->> 'request_id', (s.value ->> 'prompt_tokens')::integer,
+         (s.value ->> 'completion_tokens')::integer, (s.value ->> 'cost_usd_micros')::bigint, s.value ->> 'provider',
+         s.value ->> 'upstream_model', (s.value ->> 'latency_ms')::integer) order by s.position) as expected
+from jsonb_array_elements(:'settle'::jsonb) with ordinality as s(value, position) \gset
+select counters as expected_counters, reservations as expected_reservations from fast_path_state \gset
+select jsonb_agg(jsonb_build_array(u.request_id, u.cost_usd_micros, u.overflow_usd_micros, u.prompt_tokens) order by u.request_id) as expected_records
+from public.usage_records u where u.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041' \gset
+rollback to savepoint in_order;
+select is(public.settle_budgets(:'settle'::jsonb), :'expected'::jsonb,
+  'settle: a batch answers as one-at-a-time (settled with overflow, a repeat is a duplicate, unknown)');
+select is((select counters from fast_path_state), :'expected_counters'::jsonb, 'settle: the same counters');
+select is((select reservations from fast_path_state), :'expected_reservations'::jsonb, 'settle: the same reservations');
+select is((select jsonb_agg(jsonb_build_array(u.request_id, u.cost_usd_micros, u.overflow_usd_micros, u.prompt_tokens) order by u.request_id)
+           from public.usage_records u where u.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041'),
+  :'expected_records'::jsonb, 'settle: the same usage records');
+-- 4. Release: a repeat in the batch is a duplicate, a settled request too, an unknown one is unknown.
+select is(public.release_budgets('[{"request_id":"fp-3","reason":"a"},{"request_id":"fp-3","reason":"b"},{"request_id":"fp-1"},{"request_id":"nope"}]'::jsonb),
+  '[{"status":"released"},{"status":"duplicate","reservation_status":"released"},{"status":"duplicate","reservation_status":"settled"},{"status":"unknown"}]'::jsonb,
+  'release: answers in order, the first release of a request wins');
+select is((select release_reason from public.budget_reservations where request_id = 'fp-3'), 'a', 'release: the first reason is kept');
+select is((select count(*)::int from public.usage_invariant_violations()), 0, 'conservation holds after both paths');
+
+select * from finish();
+rollback;
