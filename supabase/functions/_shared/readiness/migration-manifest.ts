@@ -19,4 +19,6 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123004200',
   '20261123004300',
   '20261123004400',
+  '20261123006000',
+  '20261123006100',
 ];
