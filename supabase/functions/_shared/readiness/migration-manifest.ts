@@ -21,4 +21,6 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123004400',
   '20261123006000',
   '20261123006100',
+  '20261123006200',
+  '20261123006300',
 ];
