@@ -190,6 +190,8 @@ try {
     migrations: sourceMigrations.length,
     invariant,
     problems,
+    // Dropped before exit; named so a check can look for exactly this one on a shared server.
+    scratch_database: scratchName,
   };
   if (json) console.log(JSON.stringify(report));
   else {

@@ -11,6 +11,7 @@ import { createDlqRetryApp } from '../supabase/functions/dlq-retry/app.ts';
 import { createJobsApp } from '../supabase/functions/jobs/app.ts';
 import { createKeysApp } from '../supabase/functions/keys/app.ts';
 import { createLlmRouterApp } from '../supabase/functions/llm-router/app.ts';
+import { createMaintenanceApp } from '../supabase/functions/maintenance/app.ts';
 import { createMetricsApp } from '../supabase/functions/metrics/app.ts';
 import { createOpsApp } from '../supabase/functions/ops/app.ts';
 import { createProviderHealthApp } from '../supabase/functions/provider-health/app.ts';
@@ -27,6 +28,7 @@ const functions: Record<string, Hono<AppEnv>> = {
   // One resolver for the router, so a rotation or disable through `keys` evicts it at once.
   keys: createKeysApp(deps, { onKeyChanged: (keyId) => routerProviderKeys.evictKey(keyId) }),
   'llm-router': createLlmRouterApp(deps, { keys: routerProviderKeys }),
+  maintenance: createMaintenanceApp(deps),
   metrics: createMetricsApp(deps, { environment: Deno.env.toObject() }),
   ops: createOpsApp(deps),
   'provider-health': createProviderHealthApp(deps, { keys: createProviderKeyResolver(deps, { actor: 'provider-health' }) }),

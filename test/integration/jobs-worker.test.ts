@@ -257,26 +257,36 @@ describe('runWorker', () => {
 });
 
 describe('npm run worker', () => {
-  it('reaps a job whose worker vanished, and says so in one JSON line per task', async () => {
+  it('reaps a job whose worker vanished, as a recorded run of the reap_expired_jobs schedule, in JSON lines', async () => {
     const kind = await freshKind('maintenance', { maxAttempts: 1 });
     const id = await enqueueJob(admin, kind, {});
     await admin`select * from public.claim_jobs('vanished-worker', ${[kind]}::text[], 1, 30)`;
     await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
-    const { stdout } = await promisify(execFile)(bin('tsx'), ['scripts/worker.ts', '--once'], {
+    const { stdout } = await promisify(execFile)(bin('tsx'), [
+      'scripts/worker.ts',
+      '--once',
+      '--task',
+      'reap_expired_jobs',
+    ], {
       cwd: repoRoot,
       env: { ...process.env, DATABASE_URL: stack.dbUrl },
     });
     const lines = stdout.trim().split('\n').map((line) =>
-      JSON.parse(line) as { event: string; count?: number; tasks?: string[] }
+      JSON.parse(line) as { event: string; name?: string; run_id?: number; result?: unknown; schedules?: string[] }
     );
     expect(lines[0]).toMatchObject({
       event: 'maintenance_worker_started',
-      tasks: expect.arrayContaining(['expired_jobs_reaped']),
+      schedules: expect.arrayContaining(['reap_expired_jobs', 'reap_expired_reservations', 'provider_health']),
     });
+    const ran = lines.filter((line) => line.event === 'scheduled_task_ran');
+    expect(ran.map((line) => line.name)).toEqual(['reap_expired_jobs']);
     // Its count may be 0 when a reaper of a test file running in parallel was first.
-    expect(lines.find((line) => line.event === 'expired_jobs_reaped')?.count).toBeTypeOf('number');
+    expect(ran[0].result).toBeTypeOf('number');
     expect(lines.at(-1)?.event).toBe('maintenance_worker_stopped');
     expect(await job(id)).toMatchObject({ status: 'failed_dlq' });
     expect((await job(id)).last_error).toMatch(/^lease expired at .* worker vanished-worker/);
+    const [run] = await admin<{ name: string; runner: string; outcome: string; result: unknown }[]>`
+      select name, runner, outcome, result from public.scheduled_runs where id = ${ran[0].run_id!}`;
+    expect(run).toEqual({ name: 'reap_expired_jobs', runner: 'worker', outcome: 'ok', result: ran[0].result });
   });
 });

@@ -142,6 +142,7 @@ describe('npm run drill:backup', () => {
       dump_bytes?: number;
       tables?: number;
       problems?: string[];
+      scratch_database?: string;
     };
     if (report.error) {
       // The embedded server is PostgreSQL 17; Debian's pg_dump 15 (CI's server is 15) cannot dump it.
@@ -157,7 +158,9 @@ describe('npm run drill:backup', () => {
     expect(report.rto_seconds).toBeGreaterThan(0);
     const sql = postgres(stack.dbUrl, { max: 1, onnotice: () => {} });
     try {
-      const left = await sql`select datname from pg_database where datname like 'switchyard_drill_%'`;
+      // Only this drill's scratch database: other drills (runbooks, other runs on the server) may be mid-way.
+      expect(report.scratch_database).toMatch(/^switchyard_drill_[a-z0-9]+$/);
+      const left = await sql`select datname from pg_database where datname = ${report.scratch_database!}`;
       expect(left).toEqual([]);
     } finally {
       await sql.end();

@@ -30,6 +30,7 @@ const checkNames = [
   'provider_health_fresh',
   'dlq_depth_under_threshold',
   'usage_invariant_holds',
+  'schedules_on_time',
 ];
 
 /** The readiness app in-process on the test database (dependencies as index.ts builds them), with the given environment. */

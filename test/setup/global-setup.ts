@@ -63,6 +63,8 @@ export default async function setup(project: TestProject) {
       SUPABASE_SECRET_KEYS: secretKey,
       MAX_BODY_BYTES: String(64 * 1024),
       LOG_LEVEL: 'debug',
+      // Test files run scheduled tasks at any moment of a run; lateness is tested in-process.
+      READINESS_SCHEDULE_LATE_FACTOR: '100',
       ...testRouterEnvironment,
     },
     functionsOutput: (line) => functionsLog.write(`${line}\n`),

@@ -5,6 +5,7 @@ import { createFunctionApp } from '../_shared/function-app.ts';
 import { getProviderAdapter } from '../_shared/providers/registry.ts';
 import { UpstreamFailureError } from '../_shared/providers/errors.ts';
 import { loadCatalog } from '../_shared/router/catalog.ts';
+import { recordScheduledRun } from '../_shared/schedules/runs.ts';
 import type { ProviderKeySource } from '../_shared/router/provider-keys.ts';
 import { ClientAbortedError, exchangeJson } from '../_shared/router/upstream.ts';
 
@@ -24,18 +25,27 @@ interface ProbeResult {
  * authenticated call (list models) using its global key, and merges the
  * outcomes into provider_health (record_provider_outcomes). A schedule calls
  * it (pg_cron + pg_net on Supabase, `npm run worker` locally) with the
- * service role and an X-Job-Token.
+ * service role and an X-Job-Token. Each call is recorded in scheduled_runs.
  */
 export function createProviderHealthApp(deps: AppDependencies, options: ProviderHealthOptions) {
   const app = createFunctionApp('provider-health', deps);
   app.use('*', authenticate(deps, { allow: ['service_role'] }));
   app.use('*', requireJobToken(deps.config.jobTokens));
 
-  app.post('/run', async (c) => {
+  // Each call is a run of the 'provider_health' schedule, recorded in scheduled_runs.
+  app.post('/run', async (c) =>
+    c.json(
+      await recordScheduledRun(deps.db, 'provider_health', 'http', () =>
+        probeProviders(c.get('requestId'), c.req.raw.signal), (
+        answer,
+      ) => ({ probed: answer.probed })),
+    ));
+
+  async function probeProviders(requestId: string, signal: AbortSignal) {
     const catalog = await loadCatalog(deps.db, deps.clock.now());
     const providers = [...catalog.providers.values()].filter((provider) => provider.enabled);
     const results = await Promise.all(providers.map(async (provider): Promise<ProbeResult> => {
-      const key = await options.keys.getProviderKey(null, provider.keyName, { requestId: c.get('requestId') });
+      const key = await options.keys.getProviderKey(null, provider.keyName, { requestId });
       if (!key) {
         return { provider: provider.slug, outcome: 'skipped', latency_ms: null, detail: 'no global key in the vault' };
       }
@@ -46,7 +56,7 @@ export function createProviderHealthApp(deps: AppDependencies, options: Provider
       );
       const started = performance.now();
       try {
-        await exchangeJson(deps.fetch, probe, provider, adapter, c.req.raw.signal);
+        await exchangeJson(deps.fetch, probe, provider, adapter, signal);
         return {
           provider: provider.slug,
           outcome: 'up',
@@ -82,8 +92,8 @@ export function createProviderHealthApp(deps: AppDependencies, options: Provider
       }];
     });
     if (outcomes.length > 0) await deps.db`select public.record_provider_outcomes(${deps.db.json(outcomes)})`;
-    return c.json({ probed: outcomes.length, results });
-  });
+    return { probed: outcomes.length, results };
+  }
 
   return app;
 }

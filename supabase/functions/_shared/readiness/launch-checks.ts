@@ -3,6 +3,7 @@ import { foundationChecks, type ReadinessCheck } from './checks.ts';
 import { kmsRoundTrip } from './kms.ts';
 import { providerCatalogPresent, providerHealthFresh } from './providers.ts';
 import { dlqDepthUnderThreshold } from './queue.ts';
+import { schedulesOnTime } from './schedules.ts';
 import { requiredSecretsPresent } from './secrets.ts';
 import { usageInvariantHolds } from './usage-invariant.ts';
 
@@ -16,4 +17,5 @@ export const launchChecks: readonly ReadinessCheck[] = [
   providerHealthFresh,
   dlqDepthUnderThreshold,
   usageInvariantHolds,
+  schedulesOnTime,
 ];

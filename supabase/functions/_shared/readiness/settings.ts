@@ -8,6 +8,10 @@ export interface ReadinessSettings {
   dlqMaxDepth: number;
   /** The newest provider_health row older than this fails `provider_health_fresh`. */
   providerHealthMaxAgeSeconds: number;
+  /** A schedule whose last successful run is older than this many intervals fails `schedules_on_time` (default 3). */
+  scheduleLateFactor?: number;
+  /** Whether a scheduler must have run: no run ever recorded fails `schedules_on_time` instead of skipping (default false). */
+  schedulesRequired?: boolean;
   /** Names of the environment variables that hold a value (never the values), or undefined when not given. */
   presentVariables?: ReadonlySet<string>;
 }
@@ -16,6 +20,8 @@ const settingsSchema = z.object({
   READINESS_CHECK_TIMEOUT_MS: z.coerce.number().int().min(50).max(10_000).default(800),
   READINESS_DLQ_MAX_DEPTH: z.coerce.number().int().min(0).default(100),
   READINESS_PROVIDER_HEALTH_MAX_AGE_SECONDS: z.coerce.number().int().min(1).default(3600),
+  READINESS_SCHEDULE_LATE_FACTOR: z.coerce.number().min(1).max(100).default(3),
+  READINESS_SCHEDULES_REQUIRED: z.enum(['true', 'false']).default('false'),
 });
 
 /** Parses the readiness settings; throws naming the variable (never its value) when one is malformed. */
@@ -29,6 +35,8 @@ export function loadReadinessSettings(environment?: Record<string, string | unde
     checkTimeoutMs: parsed.data.READINESS_CHECK_TIMEOUT_MS,
     dlqMaxDepth: parsed.data.READINESS_DLQ_MAX_DEPTH,
     providerHealthMaxAgeSeconds: parsed.data.READINESS_PROVIDER_HEALTH_MAX_AGE_SECONDS,
+    scheduleLateFactor: parsed.data.READINESS_SCHEDULE_LATE_FACTOR,
+    schedulesRequired: parsed.data.READINESS_SCHEDULES_REQUIRED === 'true',
     presentVariables: environment === undefined ? undefined : presentVariableNames(environment),
   };
 }
