@@ -8,6 +8,7 @@
 import postgres from 'postgres';
 import { reapExpiredJobs } from '../supabase/functions/_shared/jobs/index.ts';
 import { localStackStatus } from './lib/local-status.ts';
+import { refreshModelReputation } from './lib/reputation.ts';
 
 const args = process.argv.slice(2);
 const intervalIndex = args.indexOf('--interval');
@@ -43,6 +44,7 @@ const [found] = await sql<{ pg_cron: boolean; reservations: boolean }[]>`
 /** Each maintenance task: its log event, and one run of it (how many rows it handled). */
 const tasks: { name: string; run: () => Promise<number> }[] = [
   { name: 'expired_jobs_reaped', run: () => reapExpiredJobs(sql) },
+  { name: 'model_reputation_refreshed', run: () => refreshModelReputation(sql) },
 ];
 if (found.reservations) {
   tasks.push({
