@@ -15,11 +15,16 @@ const sql = connectDatabase();
 let fake: FakeUpstream;
 const messages = [{ role: 'user' as const, content: 'rate my answer please' }];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Providers this file created: disabled at the end, so no other test (smoke picks the first model) finds them. */
+const providerIds: string[] = [];
 
 beforeAll(async () => {
   fake = await startFakeUpstream();
 });
 afterAll(async () => {
+  if (providerIds.length > 0) {
+    await sql`update public.llm_providers set enabled = false where id = any (${providerIds})`;
+  }
   await fake.close();
   await sql.end();
 });
@@ -49,6 +54,7 @@ async function modelPair(alias: string, cheap: Partial<Parameters<typeof createC
     inputCostPerMillion: 1_000_000,
     outputCostPerMillion: 2_000_000,
   });
+  providerIds.push(a.providerId, b.providerId);
   await storeProviderKey(a.providerSlug);
   await storeProviderKey(b.providerSlug);
   return { a, b };
