@@ -29,9 +29,7 @@ const functions: Record<string, Hono<AppEnv>> = {
   'llm-router': createLlmRouterApp(deps, { keys: routerProviderKeys }),
   metrics: createMetricsApp(deps, { environment: Deno.env.toObject() }),
   ops: createOpsApp(deps),
-  'provider-health': createProviderHealthApp(deps, {
-    keys: createProviderKeyResolver(deps, { actor: 'provider-health' }),
-  }),
+  'provider-health': createProviderHealthApp(deps, { keys: createProviderKeyResolver(deps, { actor: 'provider-health' }) }),
   readiness: createReadinessApp(deps, { environment: Deno.env.toObject() }),
 };
 
@@ -49,14 +47,7 @@ const server = Deno.serve({
   hostname,
   port,
   onListen: ({ hostname, port }) => {
-    console.log(
-      JSON.stringify({
-        level: 'info',
-        event: 'functions_listening',
-        url: `http://${hostname}:${port}/functions/v1`,
-        functions: Object.keys(functions),
-      }),
-    );
+    console.log(JSON.stringify({ level: 'info', event: 'functions_listening', url: `http://${hostname}:${port}/functions/v1`, functions: Object.keys(functions) }));
   },
 }, (request) => {
   const url = new URL(request.url);

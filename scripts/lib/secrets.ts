@@ -44,7 +44,9 @@ export async function loadOrCreateSecrets(stateDir: string): Promise<LocalSecret
   const file = path.join(stateDir, 'secrets.json');
   const stored: Partial<LocalSecrets> = existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : {};
   const fresh = await generateSecrets();
-  const secrets: LocalSecrets = stored.jwtSecret ? { ...fresh, ...stored, jwtSecret: stored.jwtSecret } : fresh;
+  const secrets: LocalSecrets = stored.jwtSecret
+    ? { ...fresh, ...stored, jwtSecret: stored.jwtSecret }
+    : fresh;
   if (!stored.anonKey || !stored.jwtSecret) secrets.anonKey = await signProjectKey('anon', secrets.jwtSecret);
   if (!stored.serviceRoleKey || !stored.jwtSecret) {
     secrets.serviceRoleKey = await signProjectKey('service_role', secrets.jwtSecret);

@@ -58,16 +58,8 @@ async function stopsServing(url: string, withinMs: number): Promise<boolean> {
 }
 
 async function status(env: Record<string, string>) {
-  const result = await runCommand(bin('tsx'), ['scripts/status.ts'], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-  });
-  return {
-    code: result.code,
-    values: Object.fromEntries(
-      result.stdout.trim().split('\n').filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2)),
-    ),
-  };
+  const result = await runCommand(bin('tsx'), ['scripts/status.ts'], { cwd: repoRoot, env: { ...process.env, ...env } });
+  return { code: result.code, values: Object.fromEntries(result.stdout.trim().split('\n').filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2))) };
 }
 
 describe('npm start', { timeout: 150_000 }, () => {
@@ -81,9 +73,7 @@ describe('npm start', { timeout: 150_000 }, () => {
     const first = await startStack(env);
     const firstStatus = await status(env);
     expect(firstStatus.code).toBe(0);
-    expect(Object.keys(firstStatus.values)).toEqual(
-      expect.arrayContaining(['API_URL', 'FUNCTIONS_URL', 'DB_URL', 'ANON_KEY', 'SERVICE_ROLE_KEY', 'JWT_SECRET']),
-    );
+    expect(Object.keys(firstStatus.values)).toEqual(expect.arrayContaining(['API_URL', 'FUNCTIONS_URL', 'DB_URL', 'ANON_KEY', 'SERVICE_ROLE_KEY', 'JWT_SECRET']));
     expect(firstStatus.values.FUNCTIONS_URL).toBe(`http://127.0.0.1:${env.FUNCTIONS_PORT}/functions/v1`);
 
     const ready = await fetch(`${firstStatus.values.FUNCTIONS_URL}/readiness/ready`);
@@ -109,9 +99,7 @@ describe('npm start', { timeout: 150_000 }, () => {
       body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'first call' }] }),
     });
     expect(chat.status).toBe(200);
-    expect(((await chat.json()) as { choices: { message: { content: string } }[] }).choices[0].message.content).toBe(
-      'echo: first call',
-    );
+    expect(((await chat.json()) as { choices: { message: { content: string } }[] }).choices[0].message.content).toBe('echo: first call');
     expect(chat.headers.get('x-switchyard-provider')).toBe('switchyard-demo');
 
     await stop(first, 'SIGTERM');
@@ -124,10 +112,7 @@ describe('npm start', { timeout: 150_000 }, () => {
     expect(secondStatus.values.SERVICE_ROLE_KEY).toBe(firstStatus.values.SERVICE_ROLE_KEY);
     const again = await fetch(`${secondStatus.values.FUNCTIONS_URL}/ops/tenants`, {
       method: 'POST',
-      headers: {
-        apikey: secondStatus.values.ANON_KEY,
-        authorization: `Bearer ${secondStatus.values.SERVICE_ROLE_KEY}`,
-      },
+      headers: { apikey: secondStatus.values.ANON_KEY, authorization: `Bearer ${secondStatus.values.SERVICE_ROLE_KEY}` },
       body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
     });
     expect(again.status).toBe(409);

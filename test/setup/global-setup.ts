@@ -6,7 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { freePort } from '../../scripts/lib/database.ts';
 import { generateSecrets } from '../../scripts/lib/secrets.ts';
 import { startStack } from '../../scripts/lib/stack.ts';
-import { type SigningKey, startFakeJwksServer } from '../fakes/jwks-server.ts';
+import { startFakeJwksServer, type SigningKey } from '../fakes/jwks-server.ts';
 import { testRouterEnvironment } from './router-settings.ts';
 
 /** What every test file can `inject('stack')`. */

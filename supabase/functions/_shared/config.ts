@@ -60,11 +60,7 @@ const environmentSchema = z
       }
     }
     if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SUPABASE_DB_URL'],
-        message: 'SUPABASE_DB_URL or DATABASE_URL is required',
-      });
+      ctx.addIssue({ code: 'custom', path: ['SUPABASE_DB_URL'], message: 'SUPABASE_DB_URL or DATABASE_URL is required' });
     }
     if (!env.SUPABASE_JWT_SECRET && !env.SUPABASE_JWKS_URL) {
       ctx.addIssue({
@@ -79,8 +75,7 @@ const environmentSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['SUPABASE_ANON_KEY'],
-        message:
-          'at least one project key is required (SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEYS or SUPABASE_SECRET_KEYS)',
+        message: 'at least one project key is required (SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEYS or SUPABASE_SECRET_KEYS)',
       });
     }
   });
