@@ -5,8 +5,9 @@ import type { RateLimitStatus, ReserveAnswer } from '../_shared/economics/ledger
 import { HttpError } from '../_shared/errors.ts';
 import type { AppEnv } from '../_shared/hono-env.ts';
 import type { ModelRecord } from '../_shared/router/catalog.ts';
-import type { RoutePlan } from '../_shared/router/plan.ts';
-import type { RouterServices } from './services.ts';
+import { bucketKey, controlBucket, type RoutePlan, type RouteRequest } from '../_shared/router/plan.ts';
+import type { CatalogSnapshot } from '../_shared/router/catalog.ts';
+import { markBucketSpent, planRequest, type RouterServices } from './services.ts';
 
 /** OpenAI's reset format: "1s", "6m0s". */
 function resetDuration(seconds: number): string {
@@ -89,6 +90,9 @@ export async function reserveForRequest(
       usd_micros: estimate.usd,
       tokens: estimate.tokens,
       ttl_seconds: services.reservationTtlSeconds,
+      policy_id: input.plan.policy?.id ?? null,
+      bucket: input.plan.bucket ?? null,
+      domain: input.plan.domain === '' ? null : input.plan.domain,
     });
     switch (answer.status) {
       case 'reserved':
@@ -108,6 +112,10 @@ export async function reserveForRequest(
           details: { rate_limit_id: answer.rate_limit_id },
         });
       case 'refused': {
+        const policy = input.plan.policy;
+        if (answer.scope === 'bucket' && policy && input.plan.bucket && input.plan.bucket !== controlBucket(policy)) {
+          throw new BucketCapSpentError(policy.id, input.plan.bucket);
+        }
         if (answer.over_limit === 'cap' && attempt === 0) {
           const model = dearestModel(input.plan);
           const fits = answer.unit === 'usd_micros'
@@ -138,6 +146,40 @@ export async function reserveForRequest(
   throw new HttpError('budget_exceeded', 'Budget exceeded: even a capped max_tokens does not fit', {
     openaiType: 'insufficient_quota',
   });
+}
+
+/** The request's A/B bucket has no room left under its cap: route it to the control instead. */
+export class BucketCapSpentError extends Error {
+  constructor(readonly policyId: string, readonly bucket: string) {
+    super(`the budget cap of bucket ${bucket} is spent`);
+    this.name = 'BucketCapSpentError';
+  }
+}
+
+/**
+ * Reserves for a planned route. When the chosen A/B bucket's cap is
+ * spent (the SQL refuses with scope 'bucket'), the bucket is remembered as
+ * spent and the request is planned again, which puts it in the control bucket.
+ */
+export async function planAndReserve(
+  c: Context<AppEnv>,
+  services: RouterServices,
+  snapshot: CatalogSnapshot,
+  route: RouteRequest,
+  firstPlan: RoutePlan,
+  input: Omit<ReservationInput, 'plan'>,
+): Promise<{ plan: RoutePlan; reservation: Reservation }> {
+  let plan = firstPlan;
+  for (let attempt = 0;; attempt++) {
+    try {
+      return { plan, reservation: await reserveForRequest(c, services, { ...input, plan }) };
+    } catch (error) {
+      // One fallback is enough: the replanned request is in the control bucket, which never throws this.
+      if (!(error instanceof BucketCapSpentError) || attempt > 0) throw error;
+      markBucketSpent(services, error.policyId, error.bucket);
+      plan = planRequest(services, snapshot, route, [bucketKey(error.policyId, error.bucket)]);
+    }
+  }
 }
 
 export interface UsageOutcome {

@@ -3,6 +3,7 @@ import type { AppDependencies } from '../_shared/dependencies.ts';
 import { createFunctionApp } from '../_shared/function-app.ts';
 import { chatCompletionRoutes } from './routes/chat-completions.ts';
 import { embeddingRoutes } from './routes/embeddings.ts';
+import { feedbackRoutes } from './routes/feedback.ts';
 import { modelRoutes } from './routes/models.ts';
 import { createRouterServices, type LlmRouterOptions } from './services.ts';
 
@@ -17,5 +18,6 @@ export function createLlmRouterApp(deps: AppDependencies, options: LlmRouterOpti
   app.route('/v1/chat/completions', chatCompletionRoutes(services));
   app.route('/v1/embeddings', embeddingRoutes(services));
   app.route('/v1/models', modelRoutes(services));
+  app.route('/v1/feedback', feedbackRoutes(services));
   return app;
 }

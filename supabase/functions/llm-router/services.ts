@@ -4,11 +4,12 @@ import { resolveTenant } from '../_shared/auth/tenant.ts';
 import type { AppDependencies } from '../_shared/dependencies.ts';
 import { HttpError } from '../_shared/errors.ts';
 import type { AppEnv } from '../_shared/hono-env.ts';
-import type { CatalogCache } from '../_shared/router/catalog.ts';
+import type { CatalogCache, CatalogSnapshot } from '../_shared/router/catalog.ts';
 import { createCatalogCache } from '../_shared/router/catalog.ts';
 import { type DispatchDependencies, type DispatchResult, sleepWithSignal } from '../_shared/router/dispatch.ts';
 import { ProviderHealthTracker } from '../_shared/router/health.ts';
-import type { RoutePlan } from '../_shared/router/plan.ts';
+import { bucketKey, planRoute, type RoutePlan, type RouteRequest } from '../_shared/router/plan.ts';
+import { type QualitySignalSink, QualitySignalTracker } from '../_shared/router/quality-signals.ts';
 import type { ProviderKeySource } from '../_shared/router/provider-keys.ts';
 import { type BudgetLedger, createBatchedBudgetLedger } from '../_shared/economics/ledger.ts';
 
@@ -18,6 +19,8 @@ export interface LlmRouterOptions {
   /** The budget saga; default: the SQL functions through group commit. */
   ledger?: BudgetLedger;
   random?: () => number;
+  /** Automatic quality signals; default: batched into model_quality_signals. */
+  signals?: QualitySignalSink;
 }
 
 /** What the router's routes share within one isolate. */
@@ -29,6 +32,9 @@ export interface RouterServices {
   ledger: BudgetLedger;
   reservationTtlSeconds: number;
   random: () => number;
+  signals: QualitySignalSink;
+  /** A/B buckets whose cap was found spent in this isolate, until when (ms); the planner routes around them. */
+  spentBuckets: Map<string, number>;
 }
 
 export function createRouterServices(deps: AppDependencies, options: LlmRouterOptions): RouterServices {
@@ -39,8 +45,12 @@ export function createRouterServices(deps: AppDependencies, options: LlmRouterOp
     cooldownMs: settings.cooldownMs,
     flushIntervalMs: settings.healthFlushMs,
   });
+  const signals = options.signals ??
+    new QualitySignalTracker(deps.db, deps.clock, deps.logger, settings.healthFlushMs);
   return {
     deps,
+    signals,
+    spentBuckets: new Map(),
     catalog: createCatalogCache(deps.db, deps.clock, settings.catalogTtlMs),
     health,
     random,
@@ -52,6 +62,7 @@ export function createRouterServices(deps: AppDependencies, options: LlmRouterOp
     dispatch: {
       keys: options.keys,
       health,
+      signals,
       logger: deps.logger,
       retry: {
         baseDelayMs: settings.retryBaseMs,
@@ -63,6 +74,37 @@ export function createRouterServices(deps: AppDependencies, options: LlmRouterOp
       now: () => deps.clock.now().getTime(),
     },
   };
+}
+
+/**
+ * Plans a request's route with this isolate's circuit breaker and the A/B
+ * buckets known to be over their cap (remembered for one catalog TTL, so a
+ * raised cap applies again within it).
+ */
+export function planRequest(
+  services: RouterServices,
+  snapshot: CatalogSnapshot,
+  request: RouteRequest,
+  alsoSpent: readonly string[] = [],
+): RoutePlan {
+  const now = services.deps.clock.now();
+  const spent = new Set<string>(alsoSpent);
+  for (const [key, until] of services.spentBuckets) {
+    if (until > now.getTime()) spent.add(key);
+    else services.spentBuckets.delete(key);
+  }
+  return planRoute(snapshot, request, {
+    now,
+    isCoolingDown: (providerId, model) => services.health.isCoolingDown(providerId, model),
+    random: services.random,
+    spentBuckets: spent,
+  });
+}
+
+/** Remembers that a bucket's cap is spent, so the next plans fall back to the control without asking. */
+export function markBucketSpent(services: RouterServices, policyId: string, bucket: string): void {
+  const until = services.deps.clock.now().getTime() + services.deps.config.router.catalogTtlMs;
+  services.spentBuckets.set(bucketKey(policyId, bucket), until);
 }
 
 /** The tenant this request acts for (see resolveTenant). */

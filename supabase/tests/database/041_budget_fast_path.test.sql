@@ -13,6 +13,10 @@ insert into public.budgets (id, tenant_id, scope, api_key_id, model_alias, unit,
   ('bbbbbbbb-0000-0000-0000-000000000411', 'eeeeeeee-0000-0000-0000-000000000041', 'tenant', null, null, 'usd_micros', 'month', 1000),
   ('bbbbbbbb-0000-0000-0000-000000000412', 'eeeeeeee-0000-0000-0000-000000000041', 'api_key', 'aaaaaaaa-0000-0000-0000-000000000041', null, 'tokens', 'day', 500),
   ('bbbbbbbb-0000-0000-0000-000000000413', 'eeeeeeee-0000-0000-0000-000000000041', 'model', null, 'fast-model', 'tokens', 'total', 300);
+insert into public.routing_policies (id, tenant_id, name, model_alias) values
+  ('cccccccc-0000-0000-0000-000000000041', 'eeeeeeee-0000-0000-0000-000000000041', 'fast policy', 'fast-model');
+insert into public.budgets (id, tenant_id, scope, policy_id, bucket, unit, period, limit_amount) values
+  ('bbbbbbbb-0000-0000-0000-000000000414', 'eeeeeeee-0000-0000-0000-000000000041', 'bucket', 'cccccccc-0000-0000-0000-000000000041', 'treatment', 'usd_micros', 'total', 700);
 insert into public.rate_limits (tenant_id, requests_per_minute, tokens_per_minute, burst) values
   ('eeeeeeee-0000-0000-0000-000000000041', 10, 10000, 1);
 
@@ -21,14 +25,14 @@ create temporary view fast_path_state as
 select (select coalesce(jsonb_agg(jsonb_build_array(c.budget_id, c.reserved, c.spent, c.overflow, c.request_count) order by c.budget_id), '[]')
           from public.usage_counters c join public.budgets b on b.id = c.budget_id
           where b.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041') as counters,
-       (select coalesce(jsonb_agg(jsonb_build_array(r.request_id, r.status, r.items) order by r.request_id), '[]')
+       (select coalesce(jsonb_agg(jsonb_build_array(r.request_id, r.status, r.items, r.policy_id, r.bucket, r.domain) order by r.request_id), '[]')
           from public.budget_reservations r where r.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041') as reservations,
        (select coalesce(jsonb_agg(jsonb_build_array(w.requests, w.tokens)), '[]')
           from public.rate_limit_windows w join public.rate_limits l on l.id = w.rate_limit_id
           where l.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041') as windows;
 
--- 1. Three requests that all fit (key, model and tenant budgets, one rate limit).
-\set batch1 '[{"request_id":"fp-1","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":"aaaaaaaa-0000-0000-0000-000000000041","model_alias":"fast-model","usd_micros":100,"tokens":50},{"request_id":"fp-2","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":"aaaaaaaa-0000-0000-0000-000000000041","model_alias":"other-model","usd_micros":200,"tokens":70},{"request_id":"fp-3","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"fast-model","usd_micros":300,"tokens":90}]'
+-- 1. Three requests that all fit (key, model, bucket and tenant budgets, one rate limit, routing context).
+\set batch1 '[{"request_id":"fp-1","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":"aaaaaaaa-0000-0000-0000-000000000041","model_alias":"fast-model","usd_micros":100,"tokens":50},{"request_id":"fp-2","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":"aaaaaaaa-0000-0000-0000-000000000041","model_alias":"other-model","usd_micros":200,"tokens":70,"policy_id":"cccccccc-0000-0000-0000-000000000041","bucket":"treatment","domain":"legal"},{"request_id":"fp-3","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","api_key_id":null,"model_alias":"fast-model","usd_micros":300,"tokens":90}]'
 savepoint in_order;
 select private.reserve_budgets_in_order(:'batch1'::jsonb) as expected \gset
 select counters as expected_counters, reservations as expected_reservations, windows as expected_windows from fast_path_state \gset

@@ -7,9 +7,12 @@ import type {
   ModelRecord,
   PolicyRecord,
   ProviderRecord,
+  ReputationRecord,
 } from '../../../supabase/functions/_shared/router/catalog.ts';
-import { healthKey } from '../../../supabase/functions/_shared/router/catalog.ts';
+import { healthKey, reputationKey } from '../../../supabase/functions/_shared/router/catalog.ts';
 import {
+  bucketKey,
+  explorationPoint,
   pickBucket,
   planRoute,
   type RouteRequest,
@@ -54,6 +57,7 @@ function snapshot(
   models: ModelRecord[],
   policies: PolicyRecord[] = [],
   health: [string, HealthRecord][] = [],
+  reputation: [string, ReputationRecord][] = [],
 ): CatalogSnapshot {
   const modelsByAlias = new Map<string, ModelRecord[]>();
   for (const m of models) modelsByAlias.set(m.alias, [...(modelsByAlias.get(m.alias) ?? []), m]);
@@ -64,6 +68,7 @@ function snapshot(
     modelsByAlias,
     policies,
     health: new Map(health),
+    reputation: new Map(reputation),
   };
 }
 
@@ -80,6 +85,8 @@ function policy(overrides: Partial<PolicyRecord>): PolicyRecord {
     fallbackAliases: [],
     cacheTtlSeconds: null,
     priority: 100,
+    minReputation: null,
+    explorationShare: 0,
     targets: [],
     ...overrides,
   };
@@ -247,5 +254,100 @@ describe('planRoute with policies', () => {
     // Stable: the same tenant always lands in the same bucket.
     expect(pickBucket(ab, 'tenant-7', undefined)).toBe(pickBucket(ab, 'tenant-7', 'someone'));
     expect(stableHash('abc')).toBe(stableHash('abc'));
+  });
+});
+
+describe('planRoute with reputation', () => {
+  const providers = [provider('a'), provider('b')];
+  // m-a is the cheaper model: it wins ties.
+  const models = [
+    model('m-a', 'a', 'chat', { inputCostPerMillion: 1_000 }),
+    model('m-b', 'b', 'chat', { inputCostPerMillion: 5_000_000 }),
+  ];
+  const targets = [
+    { modelId: 'm-b', position: 0, weight: 1, bucket: null },
+    { modelId: 'm-a', position: 1, weight: 1, bucket: null },
+  ];
+  const rep = (tenantId: string | null, domain: string, id: string, score: number): [string, ReputationRecord] => [
+    reputationKey(tenantId, domain, `p-${id.slice(2)}`, `${id}-upstream`),
+    { score, sampleCount: 3 },
+  ];
+  const quality = policy({ strategy: 'quality', targets });
+  /** A request id whose exploration point is below (or not below) `share`. */
+  const requestIdWhere = (explores: boolean, share: number) => {
+    for (let i = 0;; i++) {
+      if ((explorationPoint(`req-${i}`) < share) === explores) return `req-${i}`;
+    }
+  };
+
+  it('orders by reputation, cost breaking ties, and says so in the reason', () => {
+    expect(ids(planRoute(snapshot(providers, models, [quality]), request, options))).toEqual(['m-a', 'm-b']);
+    const worseA = snapshot(providers, models, [quality], [], [rep(null, '', 'm-a', 0.25)]);
+    const plan = planRoute(worseA, request, options);
+    expect(ids(plan)).toEqual(['m-b', 'm-a']);
+    expect(plan.reason).toBe('policy:p:quality:reputation=0.50');
+  });
+
+  it("uses the most specific row: the tenant's over the global, the domain's over any domain", () => {
+    const rows = [rep(null, '', 'm-a', 0.9), rep('t1', '', 'm-a', 0.2), rep('t1', 'law', 'm-a', 0.8)];
+    const catalog = snapshot(providers, models, [quality], [], rows);
+    expect(ids(planRoute(catalog, request, options))[0]).toBe('m-b');
+    expect(ids(planRoute(catalog, { ...request, domain: 'law' }, options))[0]).toBe('m-a');
+    expect(ids(planRoute(catalog, { ...request, tenantId: 't2' }, options))[0]).toBe('m-a');
+  });
+
+  it('skips a model under min_reputation while an alternative exists, on any strategy', () => {
+    const guarded = policy({ strategy: 'priority', minReputation: 0.4, targets });
+    const low = snapshot(providers, models, [guarded], [], [rep(null, '', 'm-b', 0.3)]);
+    const plan = planRoute(low, request, options);
+    expect(ids(plan)).toEqual(['m-a']);
+    expect(plan.reason).toContain(':below_min_reputation=b');
+    const bothLow = snapshot(providers, models, [guarded], [], [rep(null, '', 'm-b', 0.3), rep(null, '', 'm-a', 0.1)]);
+    expect(ids(planRoute(bothLow, request, options))).toEqual(['m-b', 'm-a']);
+  });
+
+  it('explores another candidate for the configured share of request ids, deterministically', () => {
+    const exploring = policy({ strategy: 'quality', explorationShare: 0.2, targets });
+    const catalog = snapshot(providers, models, [exploring], [], [rep(null, '', 'm-a', 0.1)]);
+    const stays = planRoute(catalog, { ...request, requestId: requestIdWhere(false, 0.2) }, options);
+    expect(ids(stays)).toEqual(['m-b', 'm-a']);
+    const explores = planRoute(catalog, { ...request, requestId: requestIdWhere(true, 0.2) }, options);
+    expect(ids(explores)).toEqual(['m-a', 'm-b']);
+    expect(explores.reason).toContain(':explore=a');
+    let explored = 0;
+    for (let i = 0; i < 2000; i++) {
+      if (planRoute(catalog, { ...request, requestId: `share-${i}` }, options).candidates[0].model.id === 'm-a') {
+        explored += 1;
+      }
+    }
+    expect(explored / 2000).toBeGreaterThan(0.17);
+    expect(explored / 2000).toBeLessThan(0.23);
+  });
+
+  it('explores a model the guard skipped, so it can recover', () => {
+    const guarded = policy({ strategy: 'priority', minReputation: 0.4, explorationShare: 0.5, targets });
+    const catalog = snapshot(providers, models, [guarded], [], [rep(null, '', 'm-b', 0.3)]);
+    const plan = planRoute(catalog, { ...request, requestId: requestIdWhere(true, 0.5) }, options);
+    expect(ids(plan)).toEqual(['m-b', 'm-a']);
+    expect(plan.reason).toContain(':explore=b');
+  });
+
+  it('sends a bucket whose cap is spent to the control bucket', () => {
+    const ab = policy({
+      abHashBy: 'tenant',
+      abBuckets: [{ name: 'control', percent: 50 }, { name: 'treatment', percent: 50 }],
+      targets: [{ ...targets[0], bucket: 'control' }, { ...targets[1], bucket: 'treatment' }],
+    });
+    const catalog = snapshot(providers, models, [ab]);
+    let tenantId = 'tenant-0';
+    for (let i = 0; pickBucket(ab, tenantId, undefined) !== 'treatment'; i++) tenantId = `tenant-${i}`;
+    expect(planRoute(catalog, { ...request, tenantId }, options).bucket).toBe('treatment');
+    const fallback = planRoute(catalog, { ...request, tenantId }, {
+      ...options,
+      spentBuckets: new Set([bucketKey(ab.id, 'treatment')]),
+    });
+    expect(fallback.bucket).toBe('control');
+    expect(ids(fallback)).toEqual(['m-b']);
+    expect(fallback.reason).toBe('policy:p:priority:bucket=control:cap_spent=treatment');
   });
 });

@@ -10,6 +10,11 @@ export interface ReserveRequest {
   usd_micros: number;
   tokens: number;
   ttl_seconds: number;
+  /** The routing policy and A/B bucket the planner chose: a budget of scope 'bucket' applies to it. */
+  policy_id?: string | null;
+  bucket?: string | null;
+  /** The request's x-switchyard-domain tag, remembered on the reservation for feedback. */
+  domain?: string | null;
 }
 
 export interface RateLimitStatus {

@@ -187,6 +187,13 @@ export const metricCatalog = {
     'database',
     'Seconds since the provider health row was updated.',
   ),
+  modelReputation: describe(
+    'switchyard_model_reputation',
+    'gauge',
+    ['provider', 'model', 'domain'],
+    'database',
+    'Global model reputation (0..1) from feedback and automatic signals; domain "" covers every domain.',
+  ),
 } as const;
 
 export const metricNames: readonly string[] = Object.values(metricCatalog).map((metric) => metric.name);

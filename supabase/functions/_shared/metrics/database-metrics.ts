@@ -175,6 +175,27 @@ const providerHealthSource: DatabaseSource = {
   },
 };
 
+const modelReputationSource: DatabaseSource = {
+  name: 'model_reputation',
+  available: (c) => c.modelReputation && c.providerCatalog,
+  async collect(tx) {
+    const rows = await tx<{ provider: string; model: string; domain: string; score: number }[]>`
+      select p.slug as provider, r.upstream_model as model, r.domain, r.score::float8 as score
+      from public.model_reputation r
+      join public.llm_providers p on p.id = r.provider_id
+      where r.tenant_id is null and p.enabled`;
+    return [
+      family(
+        metricCatalog.modelReputation,
+        rows.map((row) => ({
+          labels: { provider: row.provider, model: row.model, domain: row.domain },
+          value: row.score,
+        })),
+      ),
+    ];
+  },
+};
+
 export const databaseSources: readonly DatabaseSource[] = [
   usageSource,
   reservationsSource,
@@ -182,6 +203,7 @@ export const databaseSources: readonly DatabaseSource[] = [
   jobsSource,
   deadLettersSource,
   providerHealthSource,
+  modelReputationSource,
 ];
 
 /**

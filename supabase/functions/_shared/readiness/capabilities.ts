@@ -15,6 +15,7 @@ export interface Capabilities {
   usageInvariant: boolean;
   providerCatalog: boolean;
   providerHealth: boolean;
+  modelReputation: boolean;
 }
 
 /** Where each capability comes from, for skip reasons. */
@@ -28,6 +29,7 @@ export const capabilitySources: Record<keyof Capabilities, string> = {
   usageInvariant: 'function public.usage_invariant_violations() (tenant-economics issue)',
   providerCatalog: 'tables public.llm_providers and public.llm_models (LLM-router issue)',
   providerHealth: 'table public.provider_health (LLM-router issue)',
+  modelReputation: 'table public.model_reputation (reputation issue)',
 };
 
 /** One round trip: which of the optional tables and functions exist. */
@@ -42,6 +44,7 @@ export async function detectCapabilities(db: Database): Promise<Capabilities> {
            to_regprocedure('public.usage_invariant_violations()') is not null as "usageInvariant",
            (to_regclass('public.llm_providers') is not null and to_regclass('public.llm_models') is not null)
              as "providerCatalog",
-           to_regclass('public.provider_health') is not null as "providerHealth"`;
+           to_regclass('public.provider_health') is not null as "providerHealth",
+           to_regclass('public.model_reputation') is not null as "modelReputation"`;
   return row;
 }

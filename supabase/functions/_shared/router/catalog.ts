@@ -3,7 +3,7 @@ import type { Database } from '../db.ts';
 import type { ProviderKind } from '../providers/types.ts';
 
 export type ModelCapability = 'chat' | 'embeddings' | 'tools' | 'vision' | 'stream' | 'json';
-export type RoutingStrategy = 'priority' | 'cost' | 'latency' | 'weighted';
+export type RoutingStrategy = 'priority' | 'cost' | 'latency' | 'weighted' | 'quality';
 
 export interface ProviderRecord {
   id: string;
@@ -60,6 +60,10 @@ export interface PolicyRecord {
   fallbackAliases: string[];
   cacheTtlSeconds: number | null;
   priority: number;
+  /** Models scoring below this reputation are skipped while another candidate exists. */
+  minReputation: number | null;
+  /** Share of requests (0..1) that try another candidate first, so its reputation can recover. */
+  explorationShare: number;
   targets: PolicyTarget[];
 }
 
@@ -68,6 +72,12 @@ export interface HealthRecord {
   p50LatencyMs: number | null;
   errorRate: number;
   cooldownUntil: Date | null;
+}
+
+/** A model_reputation row as the planner reads it. */
+export interface ReputationRecord {
+  score: number;
+  sampleCount: number;
 }
 
 /** The catalog as the router sees it at one moment. */
@@ -80,6 +90,13 @@ export interface CatalogSnapshot {
   policies: readonly PolicyRecord[];
   /** Keyed by `${providerId}/${upstreamModel}`; '' as model for provider-wide rows. */
   health: ReadonlyMap<string, HealthRecord>;
+  /** Keyed by reputationKey(); absent = no evidence yet. */
+  reputation: ReadonlyMap<string, ReputationRecord>;
+}
+
+/** tenantId null = the global row; domain '' = every domain. */
+export function reputationKey(tenantId: string | null, domain: string, providerId: string, upstreamModel: string) {
+  return `${tenantId ?? '*'}|${domain}|${providerId}/${upstreamModel}`;
 }
 
 export function healthKey(providerId: string, upstreamModel: string): string {
@@ -127,7 +144,18 @@ interface PolicyRow {
   fallback_aliases: string[];
   cache_ttl_seconds: number | null;
   priority: number;
+  min_reputation: number | null;
+  exploration_share: number;
   targets: { model_id: string; position: number; weight: number; bucket: string | null }[];
+}
+
+interface ReputationRow {
+  tenant_id: string | null;
+  domain: string;
+  provider_id: string;
+  upstream_model: string;
+  score: number;
+  sample_count: number;
 }
 
 interface HealthRow {
@@ -141,7 +169,7 @@ interface HealthRow {
 
 /** Reads the whole catalog in one round trip per table (they are small). */
 export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnapshot> {
-  const [providerRows, modelRows, policyRows, healthRows] = await Promise.all([
+  const [providerRows, modelRows, policyRows, healthRows, reputationRows] = await Promise.all([
     db<ProviderRow[]>`
       select id, slug, kind, base_url, api_version, region, enabled, connect_timeout_ms,
              first_byte_timeout_ms, total_timeout_ms, max_retries, key_name
@@ -153,7 +181,8 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
       from public.llm_models`,
     db<PolicyRow[]>`
       select p.id, p.tenant_id, p.name, p.model_alias, p.domain, p.strategy, p.ab_hash_by, p.ab_buckets,
-             p.fallback_aliases, p.cache_ttl_seconds, p.priority,
+             p.fallback_aliases, p.cache_ttl_seconds, p.priority, p.min_reputation::float8 as min_reputation,
+             p.exploration_share::float8 as exploration_share,
              coalesce((select jsonb_agg(jsonb_build_object('model_id', t.model_id, 'position', t.position,
                                                            'weight', t.weight, 'bucket', t.bucket)
                                         order by t.position)
@@ -163,6 +192,11 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
     db<HealthRow[]>`
       select provider_id, upstream_model, status, p50_latency_ms, error_rate, cooldown_until
       from public.provider_health`,
+    // Every row with evidence: tenants x domains x models, small today; per-tenant loading is the next step if it grows.
+    db<ReputationRow[]>`
+      select tenant_id, domain, provider_id, upstream_model, score::float8 as score, sample_count::float8 as sample_count
+      from public.model_reputation
+      where sample_count > 0`,
   ]);
 
   const providers = new Map<string, ProviderRecord>(providerRows.map((row) => [row.id, {
@@ -212,6 +246,8 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
     fallbackAliases: row.fallback_aliases,
     cacheTtlSeconds: row.cache_ttl_seconds,
     priority: row.priority,
+    minReputation: row.min_reputation,
+    explorationShare: row.exploration_share,
     targets: row.targets.map((target) => ({
       modelId: target.model_id,
       position: target.position,
@@ -227,7 +263,13 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
       cooldownUntil: row.cooldown_until,
     }]),
   );
-  return { loadedAt: now, providers, models, modelsByAlias, policies, health };
+  const reputation = new Map<string, ReputationRecord>(
+    reputationRows.map((row) => [reputationKey(row.tenant_id, row.domain, row.provider_id, row.upstream_model), {
+      score: row.score,
+      sampleCount: row.sample_count,
+    }]),
+  );
+  return { loadedAt: now, providers, models, modelsByAlias, policies, health, reputation };
 }
 
 export interface CatalogCache {

@@ -4,6 +4,7 @@ import { UpstreamFailureError } from '../providers/errors.ts';
 import type { UpstreamError } from '../providers/types.ts';
 import type { ProviderHealthTracker } from './health.ts';
 import type { RouteCandidate, RoutePlan } from './plan.ts';
+import type { QualitySignalSink } from './quality-signals.ts';
 import type { ProviderKeySource } from './provider-keys.ts';
 import { ClientAbortedError } from './upstream.ts';
 
@@ -17,6 +18,8 @@ export interface RetryPolicy {
 export interface DispatchDependencies {
   keys: ProviderKeySource;
   health: ProviderHealthTracker;
+  /** Automatic quality signals: failed attempts are reported here (successes by the route, which sees the answer). */
+  signals?: QualitySignalSink;
   logger: Logger;
   retry: RetryPolicy;
   sleep(ms: number, signal: AbortSignal): Promise<void>;
@@ -122,6 +125,13 @@ export async function dispatch<T>(
           deps.now() - started,
           upstream.code,
         );
+        deps.signals?.record({
+          tenantId,
+          domain: plan.domain,
+          providerId: candidate.provider.id,
+          upstreamModel: candidate.model.upstreamModel,
+          outcome: upstream.status === 504 ? 'timeout' : 'error',
+        });
         if (!upstream.retryable || retry === candidate.provider.maxRetries) break;
         if (upstream.retryAfterMs !== undefined && upstream.retryAfterMs > deps.retry.maxRetryAfterMs) break;
         await deps.sleep(retryDelayMs(retry, upstream, deps.retry, deps.random), clientSignal);

@@ -7,7 +7,10 @@ import type {
   PolicyTarget,
   ProviderRecord,
 } from './catalog.ts';
-import { healthKey } from './catalog.ts';
+import { healthKey, reputationKey } from './catalog.ts';
+
+/** The reputation of a model with no evidence (model_reputation scores an empty row the same). */
+export const NEUTRAL_REPUTATION = 0.5;
 
 export interface RouteRequest {
   tenantId: string;
@@ -20,6 +23,8 @@ export interface RouteRequest {
   promptTokens: number;
   /** max_tokens asked for; undefined = the model's maximum. */
   maxOutputTokens?: number;
+  /** The request id: exploration is a pure function of it, so a route can be replayed. */
+  requestId?: string;
 }
 
 export interface RouteCandidate {
@@ -31,6 +36,8 @@ export interface RoutePlan {
   candidates: RouteCandidate[];
   policy?: PolicyRecord;
   bucket?: string;
+  /** The request's domain tag ('' without one), for the quality signals of this request. */
+  domain: string;
   /** Why this order, for the x-switchyard-route-reason header and logs. */
   reason: string;
 }
@@ -40,6 +47,53 @@ export interface PlanOptions {
   /** This isolate's circuit breaker (the snapshot carries other isolates' view). */
   isCoolingDown(providerId: string, upstreamModel: string): boolean;
   random(): number;
+  /** `${policyId}:${bucket}` of A/B buckets whose budget cap is spent: requests fall back to the control. */
+  spentBuckets?: ReadonlySet<string>;
+}
+
+export function bucketKey(policyId: string, bucket: string): string {
+  return `${policyId}:${bucket}`;
+}
+
+/** The control bucket of an A/B policy: the first of its buckets. */
+export function controlBucket(policy: PolicyRecord): string | undefined {
+  return policy.abBuckets?.[0]?.name;
+}
+
+/**
+ * A model's reputation for this request: the most specific row with evidence,
+ * (tenant, domain), (tenant, any), (global, domain), (global, any); neutral without one.
+ */
+export function reputationOf(snapshot: CatalogSnapshot, request: RouteRequest, model: ModelRecord): number {
+  return reputationRecordOf(snapshot, request, model)?.score ?? NEUTRAL_REPUTATION;
+}
+
+function reputationRecordOf(snapshot: CatalogSnapshot, request: RouteRequest, model: ModelRecord) {
+  const domain = request.domain ?? '';
+  const scopes: [string | null, string][] = [
+    [request.tenantId, domain],
+    [request.tenantId, ''],
+    [null, domain],
+    [null, ''],
+  ];
+  for (const [tenantId, scopeDomain] of scopes) {
+    const found = snapshot.reputation.get(reputationKey(tenantId, scopeDomain, model.providerId, model.upstreamModel));
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** murmur3's finalizer: FNV-1a leaves the high bits of similar short strings poorly mixed. */
+function mixedHash(text: string): number {
+  let hash = stableHash(text);
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  return (hash ^ (hash >>> 16)) >>> 0;
+}
+
+/** Where a request falls in [0, 1) for exploration: stable per request id. */
+export function explorationPoint(requestId: string): number {
+  return mixedHash(`explore:${requestId}`) / 0x1_0000_0000;
 }
 
 /** FNV-1a: a stable, well-spread 32-bit hash for A/B bucketing. */
@@ -102,6 +156,13 @@ function weightedOrder<T extends { weight: number }>(items: T[], random: () => n
   return ordered;
 }
 
+/** Best reputation first; equal reputations go to the cheaper model, then by position. */
+function qualityOrder(models: ModelRecord[], snapshot: CatalogSnapshot, request: RouteRequest): ModelRecord[] {
+  return models.map((model) => ({ model, score: reputationOf(snapshot, request, model) }))
+    .sort((a, b) => b.score - a.score || estimatedCost(a.model, request) - estimatedCost(b.model, request))
+    .map((entry) => entry.model);
+}
+
 function orderTargets(
   policy: PolicyRecord,
   targets: (PolicyTarget & { model: ModelRecord })[],
@@ -123,6 +184,8 @@ function orderTargets(
     }
     case 'weighted':
       return weightedOrder(byPosition, random).map((target) => target.model);
+    case 'quality':
+      return qualityOrder(byPosition.map((target) => target.model), snapshot, request);
   }
 }
 
@@ -144,6 +207,12 @@ export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, opti
   let reason: string;
   if (policy) {
     bucket = pickBucket(policy, request.tenantId, request.userId);
+    let bucketNote = bucket ? `:bucket=${bucket}` : '';
+    const control = controlBucket(policy);
+    if (bucket && control && bucket !== control && options.spentBuckets?.has(bucketKey(policy.id, bucket))) {
+      bucketNote = `:bucket=${control}:cap_spent=${bucket}`;
+      bucket = control;
+    }
     const targets = policy.targets
       .filter((target) => target.bucket === null || target.bucket === bucket)
       .flatMap((target) => {
@@ -154,7 +223,7 @@ export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, opti
     for (const alias of policy.fallbackAliases) {
       ordered.push(...defaultOrder(snapshot.modelsByAlias.get(alias) ?? [], request));
     }
-    reason = `policy:${policy.name}:${policy.strategy}${bucket ? `:bucket=${bucket}` : ''}`;
+    reason = `policy:${policy.name}:${policy.strategy}${bucketNote}`;
   } else {
     ordered = defaultOrder(snapshot.modelsByAlias.get(request.alias) ?? [], request);
     reason = 'default:priority';
@@ -213,8 +282,42 @@ export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, opti
     return options.isCoolingDown(candidate.provider.id, candidate.model.upstreamModel) ||
       until.some((date) => date.getTime() > options.now.getTime());
   };
-  const healthy = fitting.filter((candidate) => !coolingDown(candidate));
+  let healthy = fitting.filter((candidate) => !coolingDown(candidate));
   const cooling = fitting.filter((candidate) => coolingDown(candidate));
   if (cooling.length > 0) reason += `:cooling_down=${cooling.map((c) => c.provider.slug).join(',')}`;
-  return { candidates: [...healthy, ...cooling], policy, bucket, reason };
+
+  // The guard: a model with evidence below min_reputation is skipped while another candidate exists.
+  let guarded: RouteCandidate[] = [];
+  if (policy?.minReputation != null) {
+    const minimum = policy.minReputation;
+    const below = (candidate: RouteCandidate) => {
+      const record = reputationRecordOf(snapshot, request, candidate.model);
+      return record !== undefined && record.score < minimum;
+    };
+    guarded = healthy.filter(below);
+    if (guarded.length > 0 && guarded.length < healthy.length) {
+      healthy = healthy.filter((candidate) => !below(candidate));
+      reason += `:below_min_reputation=${guarded.map((c) => c.provider.slug).join(',')}`;
+    } else {
+      guarded = [];
+    }
+  }
+
+  // Exploration: a share of requests tries another candidate (guarded ones included) first.
+  if (policy && (policy.strategy === 'quality' || policy.minReputation != null) && policy.explorationShare > 0) {
+    const others = [...healthy.slice(1), ...guarded];
+    const point = request.requestId === undefined ? options.random() : explorationPoint(request.requestId);
+    if (others.length > 0 && point < policy.explorationShare) {
+      const pick = request.requestId === undefined
+        ? Math.floor(options.random() * others.length) % others.length
+        : mixedHash(`explore-pick:${request.requestId}`) % others.length;
+      const explored = others[pick];
+      healthy = [explored, ...healthy.filter((candidate) => candidate !== explored)];
+      reason += `:explore=${explored.provider.slug}`;
+    }
+  }
+  if (policy?.strategy === 'quality' && healthy.length > 0) {
+    reason += `:reputation=${reputationOf(snapshot, request, healthy[0].model).toFixed(2)}`;
+  }
+  return { candidates: [...healthy, ...cooling], policy, bucket, domain: request.domain ?? '', reason };
 }

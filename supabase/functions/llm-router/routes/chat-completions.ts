@@ -7,9 +7,10 @@ import { RequestMappingError } from '../../_shared/providers/errors.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
 import type { ModelCapability } from '../../_shared/router/catalog.ts';
 import { dispatch } from '../../_shared/router/dispatch.ts';
-import { planRoute } from '../../_shared/router/plan.ts';
+import type { RouteCandidate, RoutePlan, RouteRequest } from '../../_shared/router/plan.ts';
+import { isInvalidJson, isRefusal, type QualityOutcome } from '../../_shared/router/quality-signals.ts';
 import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
-import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
+import { planAndReserve, releaseRequest, settleRequest } from '../accounting.ts';
 import { exchangeJson } from '../../_shared/router/upstream.ts';
 import { answerFromCache } from '../cache.ts';
 import {
@@ -18,7 +19,14 @@ import {
   responseCacheKey,
   storeCachedResponse,
 } from '../../_shared/economics/response-cache.ts';
-import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
+import {
+  clientSignal,
+  planRequest,
+  readJson,
+  requestTenant,
+  type RouterServices,
+  setRouteHeaders,
+} from '../services.ts';
 import { openChatStream, streamResponse } from '../stream.ts';
 import { chatContext, mappingRefusal } from '../chat-context.ts';
 
@@ -29,6 +37,32 @@ function requiredCapabilities(request: ChatCompletionRequest): ModelCapability[]
   if (hasImages(request.messages)) requires.push('vision');
   if (request.response_format && request.response_format.type !== 'text') requires.push('json');
   return requires;
+}
+
+/** What the answer says about the model: a refusal, broken JSON in JSON mode, or fine. */
+function answerOutcome(request: ChatCompletionRequest, response: ChatCompletionResponse): QualityOutcome {
+  const choice = response.choices[0];
+  if (!choice) return 'error';
+  if (isRefusal(choice)) return 'refusal';
+  const jsonMode = request.response_format !== undefined && request.response_format.type !== 'text';
+  if (jsonMode && isInvalidJson(choice.message.content)) return 'invalid_json';
+  return 'ok';
+}
+
+function recordAnswerQuality(
+  services: RouterServices,
+  tenantId: string,
+  plan: RoutePlan,
+  candidate: RouteCandidate,
+  outcome: QualityOutcome,
+): void {
+  services.signals.record({
+    tenantId,
+    domain: plan.domain,
+    providerId: candidate.provider.id,
+    upstreamModel: candidate.model.upstreamModel,
+    outcome,
+  });
 }
 
 export function chatCompletionRoutes(services: RouterServices) {
@@ -44,7 +78,7 @@ export function chatCompletionRoutes(services: RouterServices) {
     const snapshot = await services.catalog.get();
     const promptTokens = countPromptTokens(request.messages, request.tools);
     const requestedMaxTokens = request.max_completion_tokens ?? request.max_tokens;
-    const plan = planRoute(snapshot, {
+    const route: RouteRequest = {
       tenantId: tenant.tenantId,
       userId: tenant.userId,
       alias: request.model,
@@ -52,15 +86,13 @@ export function chatCompletionRoutes(services: RouterServices) {
       requires: requiredCapabilities(request),
       promptTokens,
       maxOutputTokens: requestedMaxTokens,
-    }, {
-      now: services.deps.clock.now(),
-      isCoolingDown: (providerId, model) => services.health.isCoolingDown(providerId, model),
-      random: services.random,
-    });
+      requestId,
+    };
+    const firstPlan = planRequest(services, snapshot, route);
     const started = services.deps.clock.now().getTime();
     const cacheTtl = cacheTtlSeconds(
       c.req.header('x-switchyard-cache'),
-      plan.policy?.cacheTtlSeconds,
+      firstPlan.policy?.cacheTtlSeconds,
       services.deps.config.economics.cacheDefaultTtlSeconds,
     );
     const cacheKey = cacheTtl > 0 ? await responseCacheKey(request) : undefined;
@@ -69,11 +101,10 @@ export function chatCompletionRoutes(services: RouterServices) {
       if (cached) return answerFromCache(c, services, tenant, request, cached, started);
       c.header('x-switchyard-cache', 'miss');
     }
-    const reservation = await reserveForRequest(c, services, {
+    const { plan, reservation } = await planAndReserve(c, services, snapshot, route, firstPlan, {
       tenant,
       requestId,
       alias: request.model,
-      plan,
       promptTokens,
       requestedMaxTokens,
     });
@@ -100,6 +131,7 @@ export function chatCompletionRoutes(services: RouterServices) {
               signal,
             ),
         );
+        recordAnswerQuality(services, tenant.tenantId, plan, result.value.candidate, 'ok');
         setRouteHeaders(c, plan, result);
         // From here the stream owns the reservation: it settles what was produced.
         return streamResponse(c, services, result.value, (outcome) =>
@@ -134,6 +166,7 @@ export function chatCompletionRoutes(services: RouterServices) {
         },
       );
       const response: ChatCompletionResponse = result.value;
+      recordAnswerQuality(services, tenant.tenantId, plan, result.candidate, answerOutcome(effective, response));
       await settleRequest(services, requestId, {
         model: result.candidate.model,
         provider: result.candidate.provider.slug,

@@ -5,11 +5,18 @@ import { parseEmbeddingsRequest } from '../../_shared/openai/schemas.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
 import type { EmbeddingsCallContext } from '../../_shared/providers/types.ts';
 import { dispatch } from '../../_shared/router/dispatch.ts';
-import { planRoute } from '../../_shared/router/plan.ts';
+import type { RouteRequest } from '../../_shared/router/plan.ts';
 import { countInputTokens } from '../../_shared/router/tokens.ts';
 import { exchangeJson } from '../../_shared/router/upstream.ts';
-import { releaseRequest, reserveForRequest, settleRequest } from '../accounting.ts';
-import { clientSignal, readJson, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
+import { planAndReserve, releaseRequest, settleRequest } from '../accounting.ts';
+import {
+  clientSignal,
+  planRequest,
+  readJson,
+  requestTenant,
+  type RouterServices,
+  setRouteHeaders,
+} from '../services.ts';
 
 export function embeddingRoutes(services: RouterServices) {
   const app = new Hono<AppEnv>();
@@ -21,7 +28,8 @@ export function embeddingRoutes(services: RouterServices) {
     const request = parsed.value;
     const requestId = c.get('requestId');
     const promptTokens = countInputTokens(request.input);
-    const plan = planRoute(await services.catalog.get(), {
+    const snapshot = await services.catalog.get();
+    const route: RouteRequest = {
       tenantId: tenant.tenantId,
       userId: tenant.userId,
       alias: request.model,
@@ -29,16 +37,12 @@ export function embeddingRoutes(services: RouterServices) {
       requires: ['embeddings'],
       promptTokens,
       maxOutputTokens: 0,
-    }, {
-      now: services.deps.clock.now(),
-      isCoolingDown: (providerId, model) => services.health.isCoolingDown(providerId, model),
-      random: services.random,
-    });
-    await reserveForRequest(c, services, {
+      requestId,
+    };
+    const { plan } = await planAndReserve(c, services, snapshot, route, planRequest(services, snapshot, route), {
       tenant,
       requestId,
       alias: request.model,
-      plan,
       promptTokens,
       requestedMaxTokens: 0,
     });

@@ -11,9 +11,12 @@ const tenantQuery = z.object({ tenant_id: z.uuid('must be a UUID') });
 
 const budgetBody = z.object({
   tenant_id: z.uuid('must be a UUID'),
-  scope: z.enum(['tenant', 'api_key', 'model']),
+  scope: z.enum(['tenant', 'api_key', 'model', 'bucket']),
   api_key_id: z.uuid('must be a UUID').optional(),
   model_alias: z.string().min(1).max(128).optional(),
+  // scope bucket: the A/B bucket of a routing policy this budget caps for the tenant.
+  policy_id: z.uuid('must be a UUID').optional(),
+  bucket: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits and _ . -, up to 64').optional(),
   unit: z.enum(['usd_micros', 'tokens']),
   period: z.enum(['day', 'month', 'total']),
   limit: z.number().int('must be a whole number').min(0).max(Number.MAX_SAFE_INTEGER),
@@ -25,6 +28,12 @@ const budgetBody = z.object({
   }
   if ((body.scope === 'model') !== (body.model_alias !== undefined)) {
     ctx.addIssue({ code: 'custom', path: ['model_alias'], message: 'required exactly when scope is model' });
+  }
+  if ((body.scope === 'bucket') !== (body.policy_id !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['policy_id'], message: 'required exactly when scope is bucket' });
+  }
+  if ((body.scope === 'bucket') !== (body.bucket !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['bucket'], message: 'required exactly when scope is bucket' });
   }
 });
 
@@ -80,7 +89,7 @@ export function economicsRoutes(deps: AppDependencies) {
     const { tenant_id } = readQuery(c, tenantQuery);
     const items = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) =>
       tx`
-        select b.id, b.tenant_id, b.scope, b.api_key_id, b.model_alias, b.unit, b.period,
+        select b.id, b.tenant_id, b.scope, b.api_key_id, b.model_alias, b.policy_id, b.bucket, b.unit, b.period,
                b.limit_amount::float8 as limit, b.over_limit, b.enabled, coalesce(u.spent, 0)::float8 as spent,
                coalesce(u.reserved, 0)::float8 as reserved, coalesce(u.overflow, 0)::float8 as overflow, u.window_start
         from public.budgets b
@@ -97,16 +106,20 @@ export function economicsRoutes(deps: AppDependencies) {
     const body = await readJsonBody(c, budgetBody);
     try {
       const [budget] = await deps.db`
-        insert into public.budgets (tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount, over_limit, enabled)
-        values (${body.tenant_id}, ${body.scope}, ${body.api_key_id ?? null}, ${body.model_alias ?? null}, ${body.unit},
-                ${body.period}, ${body.limit}, ${body.over_limit}, ${body.enabled})
+        insert into public.budgets (tenant_id, scope, api_key_id, model_alias, policy_id, bucket, unit, period, limit_amount,
+                                    over_limit, enabled)
+        values (${body.tenant_id}, ${body.scope}, ${body.api_key_id ?? null}, ${body.model_alias ?? null},
+                ${body.policy_id ?? null}, ${body.bucket ?? null}, ${body.unit}, ${body.period}, ${body.limit},
+                ${body.over_limit}, ${body.enabled})
         on conflict (tenant_id, scope, coalesce(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid),
-                     coalesce(model_alias, ''), unit, period)
+                     coalesce(model_alias, ''), coalesce(policy_id, '00000000-0000-0000-0000-000000000000'::uuid),
+                     coalesce(bucket, ''), unit, period)
         do update set limit_amount = excluded.limit_amount, over_limit = excluded.over_limit, enabled = excluded.enabled
-        returning id, tenant_id, scope, api_key_id, model_alias, unit, period, limit_amount::float8 as limit, over_limit, enabled`;
+        returning id, tenant_id, scope, api_key_id, model_alias, policy_id, bucket, unit, period,
+                  limit_amount::float8 as limit, over_limit, enabled`;
       return c.json(budget, 201);
     } catch (error) {
-      if (sqlState(error) === '23503') throw new HttpError('not_found', 'tenant or API key not found');
+      if (sqlState(error) === '23503') throw new HttpError('not_found', 'tenant, API key or routing policy not found');
       throw error;
     }
   });

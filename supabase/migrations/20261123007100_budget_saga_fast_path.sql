@@ -1,4 +1,5 @@
--- The budget saga, fast path (issue 9). Profiling the router showed every
+-- The budget saga, fast path (issue 9), over reserve_budgets as migration
+-- 20261123005000 left it (bucket caps and routing context). Profiling the router showed every
 -- request waiting on two durable commits that held the tenant's counter row:
 -- reserve_budgets spent ~0.3 ms per request in per-row plpgsql queries, and
 -- settle_budgets ~0.4 ms. Two changes, both inside the SQL functions:
@@ -66,6 +67,7 @@ begin
   with requests as (
     select r.position, r.value ->> 'request_id' as request_id, (r.value ->> 'tenant_id')::uuid as tenant_id,
            (r.value ->> 'api_key_id')::uuid as api_key_id, r.value ->> 'model_alias' as model_alias,
+           (r.value ->> 'policy_id')::uuid as policy_id, r.value ->> 'bucket' as bucket,
            (r.value ->> 'usd_micros')::bigint as usd_micros, (r.value ->> 'tokens')::bigint as tokens,
            coalesce((r.value ->> 'ttl_seconds')::integer, 600) as ttl_seconds
     from pg_catalog.jsonb_array_elements(p_requests) with ordinality as r(value, position)
@@ -77,7 +79,8 @@ begin
     from requests q
     join public.budgets b on b.enabled and b.tenant_id = q.tenant_id
       and (b.scope = 'tenant' or (b.scope = 'api_key' and b.api_key_id = q.api_key_id)
-        or (b.scope = 'model' and b.model_alias = q.model_alias))
+        or (b.scope = 'model' and b.model_alias = q.model_alias)
+        or (b.scope = 'bucket' and b.policy_id = q.policy_id and b.bucket = q.bucket))
   ),
   limits as (
     select l.requests_per_minute, l.tokens_per_minute, l.burst,
@@ -111,7 +114,8 @@ begin
     select r.position, r.value ->> 'request_id' as request_id, (r.value ->> 'tenant_id')::uuid as tenant_id,
            (r.value ->> 'api_key_id')::uuid as api_key_id, (r.value ->> 'user_id')::uuid as user_id,
            r.value ->> 'model_alias' as model_alias, (r.value ->> 'usd_micros')::bigint as usd_micros,
-           (r.value ->> 'tokens')::bigint as tokens, coalesce((r.value ->> 'ttl_seconds')::integer, 600) as ttl_seconds
+           (r.value ->> 'tokens')::bigint as tokens, coalesce((r.value ->> 'ttl_seconds')::integer, 600) as ttl_seconds,
+           (r.value ->> 'policy_id')::uuid as policy_id, r.value ->> 'bucket' as bucket, r.value ->> 'domain' as domain
     from pg_catalog.jsonb_array_elements(p_requests) with ordinality as r(value, position)
   ),
   applicable as (
@@ -120,7 +124,8 @@ begin
     from requests q
     join public.budgets b on b.enabled and b.tenant_id = q.tenant_id
       and (b.scope = 'tenant' or (b.scope = 'api_key' and b.api_key_id = q.api_key_id)
-        or (b.scope = 'model' and b.model_alias = q.model_alias))
+        or (b.scope = 'model' and b.model_alias = q.model_alias)
+        or (b.scope = 'bucket' and b.policy_id = q.policy_id and b.bucket = q.bucket))
   ),
   items as (
     select a.position, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
@@ -163,9 +168,11 @@ begin
   ),
   reserved as (
     insert into public.budget_reservations (
-      request_id, tenant_id, api_key_id, user_id, model_alias, estimate_usd_micros, estimate_tokens, items, expires_at)
+      request_id, tenant_id, api_key_id, user_id, model_alias, estimate_usd_micros, estimate_tokens, items, expires_at,
+      policy_id, bucket, domain)
     select q.request_id, q.tenant_id, q.api_key_id, q.user_id, q.model_alias, q.usd_micros, q.tokens,
-           coalesce(i.items, '[]'::jsonb), v_now + pg_catalog.make_interval(secs => q.ttl_seconds)
+           coalesce(i.items, '[]'::jsonb), v_now + pg_catalog.make_interval(secs => q.ttl_seconds),
+           q.policy_id, q.bucket, q.domain
     from requests q
     left join items i on i.position = q.position
     returning 1
