@@ -7,6 +7,7 @@
 // the router as a ratio of the pass-through, and checks conservation after.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,7 +37,9 @@ const textOption = (name: string) => {
 // The pass-through always runs: it is the baseline every ratio is taken against.
 const selected = new Set<ScenarioName>(['passthrough']);
 for (const name of (textOption('scenarios') ?? allScenarios.join(',')).split(',')) {
-  if (!(allScenarios as readonly string[]).includes(name)) throw new Error(`--scenarios: unknown scenario ${name} (known: ${allScenarios.join(', ')})`);
+  if (!(allScenarios as readonly string[]).includes(name)) {
+    throw new Error(`--scenarios: unknown scenario ${name} (known: ${allScenarios.join(', ')})`);
+  }
   selected.add(name as ScenarioName);
 }
 // A V8 CPU profile of the router isolate, written when the run ends (open it in Chrome DevTools).
@@ -53,12 +56,31 @@ interface ScenarioResult {
   ok: number;
   errors: number;
   ttfb_ms?: { p50: number; p99: number };
+  /** CPU milliseconds per successful request: the proxy under test (one Deno isolate) and its database backends. */
+  cpu_ms_per_request?: { proxy: number; database: number | null };
+}
+
+/** CPU time (user + system) of one process so far, in ms; null where /proc is not there (Linux only). */
+function processCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of proc(5), in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
 }
 
 const children: ChildProcess[] = [];
 function startProcess(command: string, commandArgs: string[], env: Record<string, string>): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, commandArgs, { cwd: repoRoot, env: { ...process.env, DENO_NO_UPDATE_CHECK: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, commandArgs, {
+      cwd: repoRoot,
+      env: { ...process.env, DENO_NO_UPDATE_CHECK: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let output = '';
     const onData = (chunk: Buffer) => {
@@ -67,7 +89,11 @@ function startProcess(command: string, commandArgs: string[], env: Record<string
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('exit', (code) => reject(new Error(`${path.basename(commandArgs.at(-1) ?? command)} exited (${code}): ${output.slice(-500)}`)));
+    child.on(
+      'exit',
+      (code) =>
+        reject(new Error(`${path.basename(commandArgs.at(-1) ?? command)} exited (${code}): ${output.slice(-500)}`)),
+    );
     setTimeout(() => reject(new Error(`${commandArgs.at(-1)} did not start: ${output.slice(-500)}`)), 30_000);
   });
 }
@@ -77,14 +103,33 @@ function percentile(values: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0;
 }
 
-async function load(scenario: string, url: string, headers: Record<string, string>, body: string, conns: number, seconds: number): Promise<ScenarioResult> {
-  const result = await autocannon({ url, method: 'POST', headers, body, connections: conns, duration: seconds, timeout: 10 });
+async function load(
+  scenario: string,
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  conns: number,
+  seconds: number,
+): Promise<ScenarioResult> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers,
+    body,
+    connections: conns,
+    duration: seconds,
+    timeout: 10,
+  });
   const ok = result['2xx'];
   return {
     scenario,
     connections: conns,
     requests_per_second: Math.round(ok / seconds),
-    latency_ms: { p50: result.latency.p50, p95: result.latency.p97_5 <= result.latency.p99 ? result.latency.p97_5 : result.latency.p99, p99: result.latency.p99 },
+    latency_ms: {
+      p50: result.latency.p50,
+      p95: result.latency.p97_5 <= result.latency.p99 ? result.latency.p97_5 : result.latency.p99,
+      p99: result.latency.p99,
+    },
     ok,
     errors: result.non2xx + result.errors + result.timeouts,
   };
@@ -111,7 +156,11 @@ async function streamSample(url: string, headers: Record<string, string>, body: 
     totals.push(performance.now() - started);
     if (response.ok) ok += 1;
   }
-  return { ok, ttfb: { p50: percentile(firstBytes, 0.5), p99: percentile(firstBytes, 0.99) }, total: { p50: percentile(totals, 0.5), p99: percentile(totals, 0.99) } };
+  return {
+    ok,
+    ttfb: { p50: percentile(firstBytes, 0.5), p99: percentile(firstBytes, 0.99) },
+    total: { p50: percentile(totals, 0.5), p99: percentile(totals, 0.99) },
+  };
 }
 
 const tempDir = await mkdtemp(path.join(os.tmpdir(), 'switchyard-bench-'));
@@ -120,7 +169,11 @@ try {
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
     log('starting an embedded PostgreSQL 17');
-    const server = await startEmbeddedPostgres({ dataDir: path.join(tempDir, 'pgdata'), port: await freePort(), persistent: false });
+    const server = await startEmbeddedPostgres({
+      dataDir: path.join(tempDir, 'pgdata'),
+      port: await freePort(),
+      persistent: false,
+    });
     stopDatabase = server.stop;
     serverUrl = server.url;
   }
@@ -130,18 +183,41 @@ try {
 
   const [upstreamPort, passthroughPort, routerPort] = [await freePort(), await freePort(), await freePort()];
   log('starting the fake upstream, the pass-through proxy and the router');
-  await startProcess(bin('tsx'), ['test/fakes/fake-upstream-server.ts', '--port', String(upstreamPort), '--api-key', 'bench-upstream-key'], {});
+  await startProcess(bin('tsx'), [
+    'test/fakes/fake-upstream-server.ts',
+    '--port',
+    String(upstreamPort),
+    '--api-key',
+    'bench-upstream-key',
+  ], {});
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/v1`;
   const denoRun = (script: string, env: Record<string, string>, extraFlags: string[] = []) =>
-    startProcess(denoExecutable(), ['run', '--config', path.join(functionsDir, 'deno.json'), '--allow-net', '--allow-env', '--allow-read', '--allow-sys', ...extraFlags, path.join(repoRoot, script)], env);
-  await denoRun('scripts/bench/passthrough-server.ts', { BENCH_UPSTREAM_URL: upstreamUrl, BENCH_PORT: String(passthroughPort) });
+    startProcess(denoExecutable(), [
+      'run',
+      '--config',
+      path.join(functionsDir, 'deno.json'),
+      '--allow-net',
+      '--allow-env',
+      '--allow-read',
+      '--allow-sys',
+      ...extraFlags,
+      path.join(repoRoot, script),
+    ], env);
+  const passthroughProcess = await denoRun('scripts/bench/passthrough-server.ts', {
+    BENCH_UPSTREAM_URL: upstreamUrl,
+    BENCH_PORT: String(passthroughPort),
+  });
 
   // The tenant, its API key, a budget and a rate limit that every request goes through.
   const secrets = await generateSecrets();
   const apiKey = `sy_bench${crypto.randomUUID().replaceAll('-', '')}`;
-  const [tenant] = await sql<{ id: string }[]>`insert into public.tenants (name, slug) values ('Bench', 'bench') returning id`;
+  const [tenant] = await sql<
+    { id: string }[]
+  >`insert into public.tenants (name, slug) values ('Bench', 'bench') returning id`;
   await sql`insert into public.tenant_api_keys (tenant_id, name, key_hash, prefix)
-            values (${tenant.id}, 'bench', ${createHash('sha256').update(apiKey).digest('hex')}, ${apiKey.slice(0, 11)})`;
+            values (${tenant.id}, 'bench', ${createHash('sha256').update(apiKey).digest('hex')}, ${
+    apiKey.slice(0, 11)
+  })`;
   const [provider] = await sql<{ id: string }[]>`
     insert into public.llm_providers (slug, kind, base_url, max_retries) values ('bench-upstream', 'openai', ${upstreamUrl}, 0) returning id`;
   await sql`insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million, context_window, max_output_tokens)
@@ -149,7 +225,7 @@ try {
   await sql`insert into public.budgets (tenant_id, scope, unit, period, limit_amount) values (${tenant.id}, 'tenant', 'usd_micros', 'month', 1000000000000)`;
   await sql`insert into public.rate_limits (tenant_id, requests_per_minute, tokens_per_minute) values (${tenant.id}, 100000000, 1000000000)`;
 
-  await denoRun('scripts/bench/router-server.ts', {
+  const routerProcess = await denoRun('scripts/bench/router-server.ts', {
     BENCH_PORT: String(routerPort),
     BENCH_PROVIDER_KEY: 'bench-upstream-key',
     SUPABASE_DB_URL: dbUrl,
@@ -158,27 +234,83 @@ try {
     LOG_LEVEL: 'warn',
   }, cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProfileDir)}`] : []);
 
-  const body = JSON.stringify({ model: 'bench-model', max_tokens: 16, messages: [{ role: 'user', content: 'Say hello to the benchmark' }] });
-  const streamBody = JSON.stringify({ model: 'bench-model', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'Say hello to the benchmark' }] });
+  const body = JSON.stringify({
+    model: 'bench-model',
+    max_tokens: 16,
+    messages: [{ role: 'user', content: 'Say hello to the benchmark' }],
+  });
+  const streamBody = JSON.stringify({
+    model: 'bench-model',
+    max_tokens: 16,
+    stream: true,
+    messages: [{ role: 'user', content: 'Say hello to the benchmark' }],
+  });
   const upstreamHeaders = { 'content-type': 'application/json', authorization: 'Bearer bench-upstream-key' };
-  const routerHeaders = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, apikey: secrets.anonKey };
+  const routerHeaders = {
+    'content-type': 'application/json',
+    authorization: `Bearer ${apiKey}`,
+    apikey: secrets.anonKey,
+  };
   const routerUrl = `http://127.0.0.1:${routerPort}/functions/v1/llm-router/v1/chat/completions`;
   const targets = {
     upstream: { url: `${upstreamUrl}/chat/completions`, headers: upstreamHeaders },
-    passthrough: { url: `http://127.0.0.1:${passthroughPort}/v1/chat/completions`, headers: { 'content-type': 'application/json' } },
+    passthrough: {
+      url: `http://127.0.0.1:${passthroughPort}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json' },
+    },
     router: { url: routerUrl, headers: routerHeaders },
     // The same request with the cache on: after the warm-up stored it, every call is a hit.
     cached: { url: routerUrl, headers: { ...routerHeaders, 'x-switchyard-cache': '600' } },
   };
 
+  // The router's pooled database connections (application_name switchyard-functions), to charge their CPU.
+  const routerBackends = async () =>
+    (await sql<{ pid: number }[]>`
+      select pid from pg_stat_activity where datname = current_database() and application_name = 'switchyard-functions'`)
+      .map((row) => row.pid);
+  const cpuSnapshot = async (proxyPid: number | undefined, withDatabase: boolean) => {
+    const backends = withDatabase ? await routerBackends() : [];
+    return {
+      proxy: processCpuMs(proxyPid),
+      database: new Map(backends.map((pid) => [pid, processCpuMs(pid)])),
+    };
+  };
+
   let routerSuccesses = 0;
-  const run = async (scenario: keyof typeof targets, conns: number, seconds: number, requestBody = body, label: string = scenario) => {
-    await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2).then((warm) => {
-      if (scenario === 'router' || scenario === 'cached') routerSuccesses += warm.ok;
-    });
+  const run = async (
+    scenario: keyof typeof targets,
+    conns: number,
+    seconds: number,
+    requestBody = body,
+    label: string = scenario,
+  ) => {
+    await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2).then(
+      (warm) => {
+        if (scenario === 'router' || scenario === 'cached') routerSuccesses += warm.ok;
+      },
+    );
+    const isRouter = scenario === 'router' || scenario === 'cached';
+    const proxyPid = isRouter ? routerProcess.pid : scenario === 'passthrough' ? passthroughProcess.pid : undefined;
+    const before = await cpuSnapshot(proxyPid, isRouter);
     const result = await load(label, targets[scenario].url, targets[scenario].headers, requestBody, conns, seconds);
-    if (scenario === 'router' || scenario === 'cached') routerSuccesses += result.ok;
-    log(`${label} @${conns}: ${result.requests_per_second} req/s, p50 ${result.latency_ms.p50} ms, p99 ${result.latency_ms.p99} ms, errors ${result.errors}`);
+    const after = await cpuSnapshot(proxyPid, isRouter);
+    if (after.proxy !== null && before.proxy !== null && result.ok > 0) {
+      // Backends are only on this machine when the database is: otherwise /proc has none of them.
+      const databaseMs = [...after.database].reduce<number | null>(
+        (sum, [pid, cpu]) => cpu === null || sum === null ? null : sum + cpu - (before.database.get(pid) ?? 0),
+        0,
+      );
+      result.cpu_ms_per_request = {
+        proxy: Math.round(((after.proxy - before.proxy) / result.ok) * 1000) / 1000,
+        database: isRouter && databaseMs !== null && after.database.size > 0
+          ? Math.round((databaseMs / result.ok) * 1000) / 1000
+          : null,
+      };
+    }
+    if (isRouter) routerSuccesses += result.ok;
+    log(
+      `${label} @${conns}: ${result.requests_per_second} req/s, p50 ${result.latency_ms.p50} ms, p99 ${result.latency_ms.p99} ms, errors ${result.errors}`,
+    );
     return result;
   };
 
@@ -193,7 +325,9 @@ try {
     streamed.ttfb_ms = sample.ttfb;
     results.push(streamed);
   }
-  if (selected.has('router-cache-hit')) results.push(await run('cached', connections, duration, body, 'router-cache-hit'));
+  if (selected.has('router-cache-hit')) {
+    results.push(await run('cached', connections, duration, body, 'router-cache-hit'));
+  }
 
   const sweepResults: ScenarioResult[] = [];
   if (sweep) {
@@ -204,30 +338,54 @@ try {
   }
 
   // Conservation after the run, in the same database.
-  const [violations] = await sql<{ count: number }[]>`select count(*)::int as count from public.usage_invariant_violations()`;
+  const [violations] = await sql<
+    { count: number }[]
+  >`select count(*)::int as count from public.usage_invariant_violations()`;
   const [records] = await sql<{ count: number }[]>`select count(*)::int as count from public.usage_records`;
   // Every answered request was settled; a settled reservation without its usage record is a lost record.
   const [lost] = await sql<{ count: number }[]>`
     select count(*)::int as count from public.budget_reservations r
     where r.status = 'settled' and not exists (select 1 from public.usage_records u where u.request_id = r.request_id)`;
-  const [open] = await sql<{ count: number }[]>`select count(*)::int as count from public.budget_reservations where status = 'reserved'`;
-  const [reserved] = await sql<{ total: number }[]>`select coalesce(sum(reserved), 0)::int as total from public.usage_counters`;
+  const [open] = await sql<
+    { count: number }[]
+  >`select count(*)::int as count from public.budget_reservations where status = 'reserved'`;
+  const [reserved] = await sql<
+    { total: number }[]
+  >`select coalesce(sum(reserved), 0)::int as total from public.usage_counters`;
   const [version] = await sql<{ server_version: string }[]>`show server_version`;
   await sql.end();
 
   const passthrough = results.find((result) => result.scenario === 'passthrough')!;
   // Without the router scenario, the ratio is taken against the first router-* scenario run.
-  const router = results.find((result) => result.scenario === 'router') ?? results.find((result) => result.scenario.startsWith('router')) ?? passthrough;
+  const router = results.find((result) => result.scenario === 'router') ?? results.find((result) =>
+    result.scenario.startsWith('router')
+  ) ?? passthrough;
   const report = {
     date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memory_gib: Math.round(os.totalmem() / 2 ** 30), postgres: version.server_version, node: process.version },
-    settings: { connections, duration_s: duration, database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL 17', synchronous_commit: 'on (default)' },
+    machine: {
+      cores: os.cpus().length,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      memory_gib: Math.round(os.totalmem() / 2 ** 30),
+      postgres: version.server_version,
+      node: process.version,
+    },
+    settings: {
+      connections,
+      duration_s: duration,
+      database: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL 17',
+      synchronous_commit: 'on (default)',
+    },
     results,
     sweep: sweepResults,
     router_vs_passthrough: {
       throughput_ratio: Math.round((router.requests_per_second / passthrough.requests_per_second) * 1000) / 1000,
       p50_added_ms: Math.round((router.latency_ms.p50 - passthrough.latency_ms.p50) * 100) / 100,
       p99_added_ms: Math.round((router.latency_ms.p99 - passthrough.latency_ms.p99) * 100) / 100,
+      // What one request costs the isolate, as a multiple of the pass-through's cost: the capacity
+      // ratio on a machine where the database and the load generator run elsewhere.
+      proxy_cpu_ratio: router.cpu_ms_per_request && passthrough.cpu_ms_per_request
+        ? Math.round((router.cpu_ms_per_request.proxy / passthrough.cpu_ms_per_request.proxy) * 100) / 100
+        : null,
     },
     conservation: {
       invariant_violations: violations.count,
@@ -244,20 +402,28 @@ try {
   };
 
   const rows = [...results, ...sweepResults].map((result) =>
-    `| ${result.scenario} | ${result.connections} | ${result.requests_per_second} | ${result.latency_ms.p50} | ${result.latency_ms.p95} | ${result.latency_ms.p99} | ${result.errors} |${result.ttfb_ms ? ` ttfb p50 ${result.ttfb_ms.p50.toFixed(1)} ms, p99 ${result.ttfb_ms.p99.toFixed(1)} ms` : ''}`
+    `| ${result.scenario} | ${result.connections} | ${result.requests_per_second} | ${result.latency_ms.p50} | ${result.latency_ms.p95} | ${result.latency_ms.p99} | ${result.errors} | ${
+      result.cpu_ms_per_request?.proxy ?? ''
+    } | ${result.cpu_ms_per_request?.database ?? ''} |${
+      result.ttfb_ms ? ` ttfb p50 ${result.ttfb_ms.p50.toFixed(1)} ms, p99 ${result.ttfb_ms.p99.toFixed(1)} ms` : ''
+    }`
   );
   const markdown = [
     `# Switchyard benchmark, ${report.date}`,
     '',
     `${report.machine.cores} cores (${report.machine.cpu}), PostgreSQL ${report.machine.postgres}, ${report.settings.database}, ${connections} connections, ${duration} s per scenario.`,
     '',
-    '| scenario | connections | req/s | p50 ms | p97.5 ms | p99 ms | errors | notes',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| scenario | connections | req/s | p50 ms | p97.5 ms | p99 ms | errors | proxy CPU ms/req | database CPU ms/req | notes',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
-    `router / passthrough throughput: **${report.router_vs_passthrough.throughput_ratio}**; p50 +${report.router_vs_passthrough.p50_added_ms} ms; p99 +${report.router_vs_passthrough.p99_added_ms} ms`,
+    `router / passthrough throughput: **${report.router_vs_passthrough.throughput_ratio}**; p50 +${report.router_vs_passthrough.p50_added_ms} ms; p99 +${report.router_vs_passthrough.p99_added_ms} ms; router isolate CPU per request: ${
+      report.router_vs_passthrough.proxy_cpu_ratio ?? 'n/a'
+    } x the pass-through's`,
     '',
-    `conservation: ${report.conservation.invariant_violations} invariant violations; ${report.conservation.usage_records} usage records (${report.conservation.successful_router_requests_counted} successes counted by autocannon); ${report.conservation.lost_usage_records} lost usage records; ${report.conservation.open_reservations} open reservations; reserved after the run: ${report.conservation.reserved_after} → ${report.conservation.holds ? 'HOLDS' : 'BROKEN'}`,
+    `conservation: ${report.conservation.invariant_violations} invariant violations; ${report.conservation.usage_records} usage records (${report.conservation.successful_router_requests_counted} successes counted by autocannon); ${report.conservation.lost_usage_records} lost usage records; ${report.conservation.open_reservations} open reservations; reserved after the run: ${report.conservation.reserved_after} → ${
+      report.conservation.holds ? 'HOLDS' : 'BROKEN'
+    }`,
     '',
   ].join('\n');
 

@@ -16,6 +16,9 @@ const router = createLlmRouterApp(deps, {
 const root = new Hono().route('/functions/v1', router);
 const port = Number(Deno.env.get('BENCH_PORT') ?? '54331');
 
-Deno.serve({ hostname: '127.0.0.1', port, onListen: () => console.log(JSON.stringify({ listening: port })) }, root.fetch);
+Deno.serve(
+  { hostname: '127.0.0.1', port, onListen: () => console.log(JSON.stringify({ listening: port })) },
+  root.fetch,
+);
 // Exit on SIGTERM (rather than die by it) so that `--cpu-prof` writes its profile.
 Deno.addSignalListener('SIGTERM', () => Deno.exit(0));

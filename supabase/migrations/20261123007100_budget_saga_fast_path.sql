@@ -19,9 +19,9 @@
 --    settle commits synchronously: PostgreSQL flushes the WAL in order, so a
 --    durable settle implies a durable reservation. A crash can lose only
 --    reservations whose request was never answered (nothing was charged, and
---    nothing was accepted). reserve_budgets therefore has no SET clause (a
---    function's SET clause would undo the transaction-level setting at return);
---    every name in it is qualified.
+--    nothing was accepted). The setting is made with set_config(..., true)
+--    inside the function: it outlives the function's own SET clause (which
+--    restores only search_path) and ends with the transaction.
 -- settle_budgets becomes one statement of data-modifying CTEs: each counter,
 -- usage record and reservation written once, no per-request queries.
 
@@ -33,6 +33,7 @@ comment on function private.reserve_budgets_in_order(jsonb) is
 create function public.reserve_budgets(p_requests jsonb)
 returns jsonb
 language plpgsql
+set search_path = ''
 as $$
 declare
   v_now timestamptz := pg_catalog.now();

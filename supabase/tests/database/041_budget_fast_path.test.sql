@@ -3,7 +3,7 @@
 -- in-order function in a savepoint, its answers and resulting state are kept,
 -- the savepoint is rolled back, and the public function must match.
 begin;
-select plan(16);
+select plan(21);
 
 insert into public.tenants (id, name, slug) values
   ('eeeeeeee-0000-0000-0000-000000000041', 'Fast path', 'fast-path');
@@ -78,6 +78,18 @@ select is(public.release_budgets('[{"request_id":"fp-3","reason":"a"},{"request_
   '[{"status":"released"},{"status":"duplicate","reservation_status":"released"},{"status":"duplicate","reservation_status":"settled"},{"status":"unknown"}]'::jsonb,
   'release: answers in order, the first release of a request wins');
 select is((select release_reason from public.budget_reservations where request_id = 'fp-3'), 'a', 'release: the first reason is kept');
+-- 5. flush_ledger: settlements, releases and reservations in one transaction, answers per kind.
+select is(public.flush_ledger(
+    '[{"request_id":"fp-7","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":10,"tokens":1}]'::jsonb,
+    '[{"request_id":"fp-4","prompt_tokens":1,"completion_tokens":1,"cost_usd_micros":100,"provider":"p","upstream_model":"m"}]'::jsonb,
+    '[{"request_id":"fp-6"}]'::jsonb) #>> '{settled,0,status}',
+  'settled', 'flush_ledger answers each settlement');
+select is(current_setting('synchronous_commit'), 'on', 'a flush that settles commits durably, though it also reserved');
+select is(array[(select status from public.budget_reservations where request_id = 'fp-4'), (select status from public.budget_reservations where request_id = 'fp-6'),
+                (select status from public.budget_reservations where request_id = 'fp-7')],
+  array['settled', 'released', 'reserved'], 'flush_ledger wrote the settlement, the release and the reservation');
+select is(public.flush_ledger('[]', '[]', '[]'), '{"reserved": [], "settled": [], "released": []}'::jsonb, 'an empty flush answers empty arrays');
+select is(current_setting('synchronous_commit'), 'off', 'a flush without settlements commits asynchronously');
 select is((select count(*)::int from public.usage_invariant_violations()), 0, 'conservation holds after both paths');
 
 select * from finish();

@@ -120,28 +120,42 @@ export interface LedgerOptions {
   maxInFlight: number;
 }
 
-/** The production ledger: reserve_budgets / settle_budgets / release_budgets through group commit. */
+type LedgerEntry =
+  | { kind: 'reserve'; input: ReserveRequest }
+  | { kind: 'settle'; input: Settlement }
+  | { kind: 'release'; input: Release };
+type LedgerAnswer = ReserveAnswer | SettleAnswer | ReleaseAnswer;
+
+/**
+ * The production ledger: reservations, settlements and releases queue up
+ * together and go to `flush_ledger` in one transaction per flush (one round
+ * trip, one lock on the tenant's counter row, one commit).
+ */
 export function createBatchedBudgetLedger(db: Database, options: LedgerOptions): BudgetLedger {
-  const call = <Input, Answer>(fn: 'reserve_budgets' | 'settle_budgets' | 'release_budgets') =>
-    new GroupCommitQueue<Input, Answer>(
-      async (inputs) => {
-        const payload = db.json(inputs as unknown as Parameters<typeof db.json>[0]);
-        const rows = fn === 'reserve_budgets'
-          ? await db<{ answers: Answer[] }[]>`select public.reserve_budgets(${payload}) as answers`
-          : fn === 'settle_budgets'
-          ? await db<{ answers: Answer[] }[]>`select public.settle_budgets(${payload}) as answers`
-          : await db<{ answers: Answer[] }[]>`select public.release_budgets(${payload}) as answers`;
-        return rows[0].answers;
-      },
-      options.maxBatch,
-      options.maxInFlight,
-    );
-  const reserves = call<ReserveRequest, ReserveAnswer>('reserve_budgets');
-  const settles = call<Settlement, SettleAnswer>('settle_budgets');
-  const releases = call<Release, ReleaseAnswer>('release_budgets');
+  const queue = new GroupCommitQueue<LedgerEntry, LedgerAnswer>(
+    async (entries) => {
+      const ofKind = <K extends LedgerEntry['kind']>(kind: K) =>
+        entries.filter((entry): entry is Extract<LedgerEntry, { kind: K }> => entry.kind === kind).map((entry) =>
+          entry.input
+        );
+      const json = (inputs: unknown[]) => db.json(inputs as Parameters<typeof db.json>[0]);
+      const [row] = await db<
+        { answers: { reserved: ReserveAnswer[]; settled: SettleAnswer[]; released: ReleaseAnswer[] } }[]
+      >`
+        select public.flush_ledger(${json(ofKind('reserve'))}, ${json(ofKind('settle'))}, ${
+        json(ofKind('release'))
+      }) as answers`;
+      // Answers come back per kind, in input order: hand them out in queue order.
+      const next = { reserve: 0, settle: 0, release: 0 };
+      const byKind = { reserve: row.answers.reserved, settle: row.answers.settled, release: row.answers.released };
+      return entries.map((entry) => byKind[entry.kind][next[entry.kind]++]);
+    },
+    options.maxBatch,
+    options.maxInFlight,
+  );
   return {
-    reserve: (request) => reserves.submit(request),
-    settle: (settlement) => settles.submit(settlement),
-    release: (release) => releases.submit(release),
+    reserve: (input) => queue.submit({ kind: 'reserve', input }) as Promise<ReserveAnswer>,
+    settle: (input) => queue.submit({ kind: 'settle', input }) as Promise<SettleAnswer>,
+    release: (input) => queue.submit({ kind: 'release', input }) as Promise<ReleaseAnswer>,
   };
 }

@@ -29,4 +29,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123006300',
   '20261123007000',
   '20261123007100',
+  '20261123007200',
 ];
