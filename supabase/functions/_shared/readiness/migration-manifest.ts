@@ -24,4 +24,6 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123006100',
   '20261123006200',
   '20261123006300',
+  '20261123006500',
+  '20261123006600',
 ];
