@@ -348,6 +348,32 @@ describe('artifacts in Storage (a fake Storage server on loopback)', () => {
     }
   });
 
+  it("uploads a result above the limit as the artifact result, and the job's result points to it", async () => {
+    const { deps, close } = inProcessJobs(fakeStorageEnvironment());
+    const result = { rows: csv.split('\n') };
+    try {
+      const id = await runJob(tenantA, memberA, () => result, { storage: deps.storage, inlineMaxBytes: 1024 });
+      const [row] = await admin<{ id: string; storage_path: string; result: { artifact: Record<string, unknown> } }[]>`
+        select a.id, a.storage_path, j.result from public.artifacts a join public.jobs j on j.id = a.job_id
+        where a.job_id = ${id} and a.name = 'result'`;
+      expect(row.result).toEqual({
+        artifact: {
+          id: row.id,
+          name: 'result',
+          location: 'storage',
+          size_bytes: JSON.stringify(result).length,
+          content_type: 'application/json',
+        },
+      });
+      expect(row.storage_path).toMatch(new RegExp(`^${tenantA}/${id}/[0-9a-f-]{36}-result$`));
+      expect(JSON.parse(storage.objects.get('artifacts')?.get(row.storage_path)?.bytes.toString() ?? 'null')).toEqual(
+        result,
+      );
+    } finally {
+      await close();
+    }
+  });
+
   it('fails an upload the Storage refuses, and stores no row for it', async () => {
     const { deps: wrongKey, close } = inProcessJobs({
       ...fakeStorageEnvironment(),
