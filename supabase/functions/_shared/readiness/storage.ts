@@ -12,15 +12,15 @@ export const storageRoundTrip: ReadinessCheck = {
   async run({ deps, settings }) {
     const storage = deps.storage;
     if (storage.kind === 'unavailable') {
-      try {
-        await storage.selfTest();
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : 'Storage is unavailable';
-        if (deps.config.storage.enabled) return { status: 'fail', detail: reason };
-        return settings.storageRequired
-          ? { status: 'fail', detail: `${reason}; READINESS_STORAGE_REQUIRED is true` }
-          : { status: 'skip', detail: `${reason}; job artifacts stay inline` };
-      }
+      // The unavailable storage names its problem (variable names, never values) in the error it rejects with.
+      const reason = await storage.selfTest().then(
+        () => 'Storage is unavailable',
+        (error: unknown) => (error instanceof Error ? error.message : 'Storage is unavailable'),
+      );
+      if (deps.config.storage.enabled) return { status: 'fail', detail: reason };
+      return settings.storageRequired
+        ? { status: 'fail', detail: `${reason}; READINESS_STORAGE_REQUIRED is true` }
+        : { status: 'skip', detail: `${reason}; job artifacts stay inline` };
     }
     const { detail } = await storage.selfTest();
     return { status: 'pass', detail };
