@@ -4,6 +4,7 @@ import { systemClock } from '../../supabase/functions/_shared/clock.ts';
 import { loadConfig } from '../../supabase/functions/_shared/config.ts';
 import { createUnavailableKms } from '../../supabase/functions/_shared/kms/unavailable-kms.ts';
 import { createJsonLogger } from '../../supabase/functions/_shared/logger.ts';
+import { createUnavailableStorage } from '../../supabase/functions/_shared/storage/unavailable-storage.ts';
 import type { ProviderKeySource } from '../../supabase/functions/_shared/router/provider-keys.ts';
 import { createLlmRouterApp } from '../../supabase/functions/llm-router/app.ts';
 import { stack } from './stack.ts';
@@ -39,6 +40,7 @@ export function createInProcessRouter(keys: ProviderKeySource, env: Record<strin
       logger: createJsonLogger({ level: 'error', write: () => {} }),
       // Provider keys come from `keys` here, not from the vault.
       kms: createUnavailableKms(['the in-process router takes provider keys from its key source']),
+      storage: createUnavailableStorage(['the router needs no Storage']),
     },
     { keys },
   );

@@ -8,6 +8,7 @@ import {
   createProviderKeyResolver,
   type ProviderKeyResolverOptions,
 } from '../../supabase/functions/_shared/vault/resolver.ts';
+import { createStorage } from '../../supabase/functions/_shared/storage/create-storage.ts';
 import { createKeysApp } from '../../supabase/functions/keys/app.ts';
 import { stack } from './stack.ts';
 
@@ -61,6 +62,7 @@ export function inProcessKeysApp(environment: Record<string, string>) {
   const { kms, problems } = createKms(config.kms, fetch);
   if (problems.length > 0) logger.warn('kms_unavailable', { problems });
   const db = createDatabase(config);
-  const app = createKeysApp({ config, db, clock: systemClock, fetch, logger, kms });
+  const { storage } = createStorage(config.storage, fetch);
+  const app = createKeysApp({ config, db, clock: systemClock, fetch, logger, kms, storage });
   return { app, db, logLines, close: () => db.end({ timeout: 1 }) };
 }

@@ -31,6 +31,7 @@ const checkNames = [
   'dlq_depth_under_threshold',
   'usage_invariant_holds',
   'schedules_on_time',
+  'storage',
 ];
 
 /** The readiness app in-process on the test database (dependencies as index.ts builds them), with the given environment. */

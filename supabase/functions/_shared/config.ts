@@ -50,6 +50,12 @@ const environmentSchema = z
     KMS_KEY_ID: optionalText,
     KMS_TIMEOUT_MS: positiveInt(2_000),
     VAULT_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(30_000),
+    // Checked when the storage is built (storage/create-storage.ts): missing pieces give 503 storage_unavailable.
+    STORAGE_ENABLED: z.enum(['true', 'false']).default('false'),
+    STORAGE_URL: optionalText.pipe(z.string().url().optional()),
+    STORAGE_TIMEOUT_MS: positiveInt(5_000),
+    ARTIFACT_INLINE_MAX_BYTES: z.coerce.number().int().min(0).max(100 * 1024 * 1024).default(64 * 1024),
+    ARTIFACT_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 86_400).default(300),
   })
   .superRefine((env, ctx) => {
     for (const network of env.OPS_ALLOWED_CIDRS) {
@@ -137,6 +143,19 @@ export interface Config {
     /** How long a decrypted provider key is reused per isolate; a rotation or disable applies within it. */
     cacheTtlMs: number;
   };
+  /** Supabase Storage for artifacts: opt-in (STORAGE_ENABLED); url and serviceKey default to the project's. */
+  storage: {
+    enabled: boolean;
+    url?: string;
+    serviceKey?: string;
+    timeoutMs: number;
+  };
+  artifacts: {
+    /** Outputs larger than this go to Storage (when configured); the rest stay inline. */
+    inlineMaxBytes: number;
+    /** How long a signed artifact URL stays valid. */
+    urlTtlSeconds: number;
+  };
 }
 
 /** Raised at start when the environment is incomplete; names variables, never values. */
@@ -201,5 +220,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       timeoutMs: e.KMS_TIMEOUT_MS,
     },
     vault: { cacheTtlMs: e.VAULT_CACHE_TTL_MS },
+    storage: {
+      enabled: e.STORAGE_ENABLED === 'true',
+      url: e.STORAGE_URL ?? e.SUPABASE_URL,
+      serviceKey: e.SUPABASE_SERVICE_ROLE_KEY ?? e.SUPABASE_SECRET_KEYS[0],
+      timeoutMs: e.STORAGE_TIMEOUT_MS,
+    },
+    artifacts: { inlineMaxBytes: e.ARTIFACT_INLINE_MAX_BYTES, urlTtlSeconds: e.ARTIFACT_URL_TTL_SECONDS },
   };
 }

@@ -3,6 +3,7 @@ import type { Config } from './config.ts';
 import type { Database } from './db.ts';
 import type { Kms } from './kms/kms.ts';
 import type { Logger } from './logger.ts';
+import type { ArtifactStorage } from './storage/storage.ts';
 
 /** What every function's app factory is given; tests hand in real Postgres and fakes. */
 export interface AppDependencies {
@@ -13,4 +14,6 @@ export interface AppDependencies {
   logger: Logger;
   /** Wraps the key vault's data keys; the unavailable KMS (503 kms_unavailable) when not configured. */
   kms: Kms;
+  /** Supabase Storage for job artifacts; the unavailable storage (503 storage_unavailable) when not configured. */
+  storage: ArtifactStorage;
 }

@@ -31,6 +31,7 @@ export const errorStatus = {
   service_unavailable: 503,
   provider_unavailable: 503,
   kms_unavailable: 503,
+  storage_unavailable: 503,
   database_unavailable: 503,
   upstream_timeout: 504,
 } as const satisfies Record<string, ContentfulStatusCode>;

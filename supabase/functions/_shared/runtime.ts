@@ -4,6 +4,7 @@ import { createDatabase } from './db.ts';
 import type { AppDependencies } from './dependencies.ts';
 import { createKms } from './kms/create-kms.ts';
 import { createJsonLogger } from './logger.ts';
+import { createStorage } from './storage/create-storage.ts';
 
 /**
  * Builds the production dependencies from the environment, once per isolate.
@@ -17,6 +18,9 @@ export function createRuntimeDependencies(env: Record<string, string | undefined
   // endpoints answer 503 kms_unavailable, everything else keeps working.
   const { kms, problems } = createKms(config.kms, fetchImpl);
   if (problems.length > 0) logger.warn('kms_unavailable', { problems });
+  // Likewise Storage: only the artifact endpoints answer 503 storage_unavailable.
+  const storageSetup = createStorage(config.storage, fetchImpl);
+  if (storageSetup.problems.length > 0) logger.warn('storage_unavailable', { problems: storageSetup.problems });
   return {
     config,
     db: createDatabase(config),
@@ -24,5 +28,6 @@ export function createRuntimeDependencies(env: Record<string, string | undefined
     fetch: fetchImpl,
     logger,
     kms,
+    storage: storageSetup.storage,
   };
 }

@@ -1,9 +1,18 @@
 // The job queue's TypeScript side: typed calls to the SQL job functions and
 // the worker loop. Runs on Node and Deno; give it a `postgres` pool.
+export {
+  type ArtifactInput,
+  type ArtifactSettings,
+  defaultInlineMaxBytes,
+  serializeArtifact,
+  type StoredArtifact,
+  storeJobArtifact,
+} from './artifacts.ts';
 export { databaseMessage, isJobNotFound, isLeaseLost, jobSqlStates } from './errors.ts';
 export { AbortJob, JobLeaseLostError, JobTimeoutError, RetryJob, SkipJob, WorkerShutdownError } from './outcomes.ts';
 export {
   addJobArtifact,
+  type ArtifactRecord,
   cancelJob,
   type ClaimedJob,
   claimJobs,

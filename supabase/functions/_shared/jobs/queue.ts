@@ -193,18 +193,38 @@ export async function skipJob(sql: Database, id: string, leaseToken: string, rea
   await sql`select public.skip_job(${id}::uuid, ${leaseToken}::uuid, ${reason})`;
 }
 
-/** Stores an output of a job held under this lease. */
+/** An artifact row as add_job_artifact takes it: exactly one of storagePath and content. */
+export interface ArtifactRecord {
+  name?: string;
+  /** Object path in the artifacts bucket, for an output already in Storage. */
+  storagePath?: string;
+  /** The output inline (JSON). */
+  content?: unknown;
+  /** Bytes of the output; computed from the JSON for inline content when omitted. */
+  sizeBytes?: number;
+  /** Default application/json. */
+  contentType?: string;
+  /** Why an output above the inline limit stayed inline. */
+  inlineReason?: 'storage_not_configured';
+}
+
+/** Stores an output of a job held under this lease (the row only: uploads are storeJobArtifact's). */
 export async function addJobArtifact(
   sql: Database,
   jobId: string,
   leaseToken: string,
-  artifact: { name?: string; storagePath?: string; content?: unknown },
+  artifact: ArtifactRecord,
 ): Promise<string> {
   const [row] = await sql<{ id: string }[]>`
-    select public.add_job_artifact(${jobId}::uuid, ${leaseToken}::uuid, ${artifact.storagePath ?? null}::text,
-      ${artifact.content === undefined ? null : JSON.stringify(artifact.content)}::text::jsonb, ${
-    artifact.name ?? 'output'
-  }) as id`;
+    select public.add_job_artifact(
+      job_id => ${jobId}::uuid,
+      lease_token => ${leaseToken}::uuid,
+      storage_path => ${artifact.storagePath ?? null}::text,
+      content => ${artifact.content === undefined ? null : JSON.stringify(artifact.content)}::text::jsonb,
+      name => ${artifact.name ?? 'output'}::text,
+      size_bytes => ${artifact.sizeBytes ?? null}::bigint,
+      content_type => ${artifact.contentType ?? null}::text,
+      inline_reason => ${artifact.inlineReason ?? null}::text) as id`;
   return row.id;
 }
 

@@ -2,7 +2,8 @@ import type { Database } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import { databaseMessage, isLeaseLost } from './errors.ts';
 import { AbortJob, JobLeaseLostError, JobTimeoutError, RetryJob, SkipJob, WorkerShutdownError } from './outcomes.ts';
-import { addJobArtifact, type ClaimedJob, claimJobs, completeJobs, failJob, heartbeatJob, skipJob } from './queue.ts';
+import { type ArtifactInput, type ArtifactSettings, defaultInlineMaxBytes, storeJobArtifact } from './artifacts.ts';
+import { type ClaimedJob, claimJobs, completeJobs, failJob, heartbeatJob, skipJob } from './queue.ts';
 
 /** What a handler gets besides the job: its AbortSignal and the lease it runs under. */
 export interface JobContext {
@@ -11,8 +12,13 @@ export interface JobContext {
   readonly workerId: string;
   /** Extends the lease now (the worker also does it on its own while the handler runs). */
   heartbeat(): Promise<Date>;
-  /** Stores an output of this job (a Storage path or inline JSON). */
-  addArtifact(artifact: { name?: string; storagePath?: string; content?: unknown }): Promise<string>;
+  /**
+   * Stores an output of this job and returns its id: inline up to the
+   * worker's `artifacts.inlineMaxBytes`, above it uploaded to Storage (or,
+   * without Storage, inline marked storage_not_configured); a `storagePath`
+   * registers an object already in the bucket.
+   */
+  addArtifact(artifact: ArtifactInput): Promise<string>;
 }
 
 /**
@@ -68,6 +74,13 @@ export interface RunWorkerOptions {
   logger?: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Every claim, outcome and error, for metrics and tests. */
   onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Where outputs above `inlineMaxBytes` (default 64 KiB) go: artifacts the
+   * handler adds, and a result that large, which is stored as the artifact
+   * `result` while the job's result points to it. Without a configured
+   * storage they stay inline, marked storage_not_configured.
+   */
+  artifacts?: ArtifactSettings;
 }
 
 type HandlerOutcome =
@@ -82,6 +95,8 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   if (!Number.isFinite(result) || result <= 0) throw new Error(`runWorker: ${name} must be a positive number`);
   return result;
 }
+
+const byteLength = (text: string) => new TextEncoder().encode(text).length;
 
 function errorText(error: unknown): string {
   if (error instanceof Error) return (error.name && error.name !== 'Error' ? `${error.name}: ` : '') + error.message;
@@ -127,6 +142,13 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
   const abortGraceMs = positive('abortGraceMs', options.abortGraceMs, 5_000);
   const drainTimeoutMs = positive('drainTimeoutMs', options.drainTimeoutMs, 30_000);
   const workerId = options.workerId ?? `worker-${crypto.randomUUID().slice(0, 8)}`;
+  const artifactSettings: ArtifactSettings = {
+    storage: options.artifacts?.storage,
+    inlineMaxBytes: options.artifacts?.inlineMaxBytes ?? defaultInlineMaxBytes,
+  };
+  if (!Number.isInteger(artifactSettings.inlineMaxBytes) || (artifactSettings.inlineMaxBytes as number) < 0) {
+    throw new Error('runWorker: artifacts.inlineMaxBytes must be a whole number of bytes');
+  }
   const logger = options.logger ?? silentLogger;
   const stats: WorkerStats = {
     claimed: 0,
@@ -295,7 +317,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
       signal: controller.signal,
       workerId,
       heartbeat: () => heartbeatJob(sql, job.id, job.leaseToken, leaseSeconds),
-      addArtifact: (artifact) => addJobArtifact(sql, job.id, job.leaseToken, artifact),
+      addArtifact: async (artifact) => (await storeJobArtifact(sql, job, artifact, artifactSettings)).id,
     };
     let outcome: HandlerOutcome;
     try {
@@ -317,14 +339,31 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
     const abortReason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
 
     if (outcome.type === 'value') {
+      let serialized: string | undefined;
       try {
-        JSON.stringify(outcome.value);
+        serialized = JSON.stringify(outcome.value);
       } catch (error) {
         // Retrying would produce the same value: straight to the DLQ, saying why.
         await fail(job, `the handler's result cannot be stored as JSON: ${errorText(error)}`, false);
         return;
       }
-      await queueCompletion(job, outcome.value);
+      let result = outcome.value;
+      if (serialized !== undefined && byteLength(serialized) > (artifactSettings.inlineMaxBytes as number)) {
+        // A large result lives beside the job (in Storage when configured), not in the jobs table.
+        try {
+          const stored = await storeJobArtifact(sql, job, { name: 'result', content: outcome.value }, artifactSettings);
+          result = { artifact: stored };
+        } catch (error) {
+          if (isLeaseLost(error)) {
+            stats.leaseLost++;
+            emit({ type: 'lease_lost', job, during: 'finish', message: databaseMessage(error) });
+            return;
+          }
+          await fail(job, `the result could not be stored as an artifact: ${errorText(error)}`, true);
+          return;
+        }
+      }
+      await queueCompletion(job, result);
       return;
     }
     if (outcome.type === 'abandoned') {

@@ -5,6 +5,7 @@ import { providerCatalogPresent, providerHealthFresh } from './providers.ts';
 import { dlqDepthUnderThreshold } from './queue.ts';
 import { schedulesOnTime } from './schedules.ts';
 import { requiredSecretsPresent } from './secrets.ts';
+import { storageRoundTrip } from './storage.ts';
 import { usageInvariantHolds } from './usage-invariant.ts';
 
 /** Every check `/ready` runs, in the order it reports them. */
@@ -18,4 +19,5 @@ export const launchChecks: readonly ReadinessCheck[] = [
   dlqDepthUnderThreshold,
   usageInvariantHolds,
   schedulesOnTime,
+  storageRoundTrip,
 ];

@@ -12,6 +12,8 @@ export interface ReadinessSettings {
   scheduleLateFactor?: number;
   /** Whether a scheduler must have run: no run ever recorded fails `schedules_on_time` instead of skipping (default false). */
   schedulesRequired?: boolean;
+  /** Whether Storage must be configured and working: not configured fails `storage` instead of skipping (default false). */
+  storageRequired?: boolean;
   /** Names of the environment variables that hold a value (never the values), or undefined when not given. */
   presentVariables?: ReadonlySet<string>;
 }
@@ -22,6 +24,7 @@ const settingsSchema = z.object({
   READINESS_PROVIDER_HEALTH_MAX_AGE_SECONDS: z.coerce.number().int().min(1).default(3600),
   READINESS_SCHEDULE_LATE_FACTOR: z.coerce.number().min(1).max(100).default(3),
   READINESS_SCHEDULES_REQUIRED: z.enum(['true', 'false']).default('false'),
+  READINESS_STORAGE_REQUIRED: z.enum(['true', 'false']).default('false'),
 });
 
 /** Parses the readiness settings; throws naming the variable (never its value) when one is malformed. */
@@ -37,6 +40,7 @@ export function loadReadinessSettings(environment?: Record<string, string | unde
     providerHealthMaxAgeSeconds: parsed.data.READINESS_PROVIDER_HEALTH_MAX_AGE_SECONDS,
     scheduleLateFactor: parsed.data.READINESS_SCHEDULE_LATE_FACTOR,
     schedulesRequired: parsed.data.READINESS_SCHEDULES_REQUIRED === 'true',
+    storageRequired: parsed.data.READINESS_STORAGE_REQUIRED === 'true',
     presentVariables: environment === undefined ? undefined : presentVariableNames(environment),
   };
 }
