@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { freePort } from '../../scripts/lib/database.ts';
+import { registerDemoProviderIfNoKeys } from '../../scripts/lib/demo-provider.ts';
 import { generateSecrets } from '../../scripts/lib/secrets.ts';
 import { startStack } from '../../scripts/lib/stack.ts';
 import { startFakeJwksServer, type SigningKey } from '../fakes/jwks-server.ts';
@@ -70,6 +71,16 @@ export default async function setup(project: TestProject) {
     functionsOutput: (line) => functionsLog.write(`${line}\n`),
   });
 
+  // As `npm start` does: the demo provider (demo-chat) on its own fake upstream, so the smoke
+  // runs in tests (launch tools, runbooks) always invoke a model whose upstream is alive.
+  const demo = await registerDemoProviderIfNoKeys({
+    dbUrl: stack.dbUrl,
+    functionsUrl: stack.functionsUrl,
+    anonKey: secrets.anonKey,
+    serviceRoleKey: secrets.serviceRoleKey,
+    port: await freePort(),
+  });
+
   project.provide('stack', {
     functionsUrl: stack.functionsUrl,
     dbUrl: stack.dbUrl,
@@ -87,6 +98,7 @@ export default async function setup(project: TestProject) {
   });
 
   return async () => {
+    demo?.stop();
     await stack.stop();
     await jwks.close();
     functionsLog.end();
