@@ -39,15 +39,15 @@ export async function resolveCaller(
   verifier: JwtVerifier,
 ): Promise<Caller> {
   if (looksLikeTenantApiKey(token)) {
-    const keyHash = await sha256Hex(token);
     const cache = isolateApiKeyCache(deps.config.authCacheTtlMs);
-    const cached = cache.get(keyHash);
+    const cached = cache.get(token);
     if (cached) return cached;
+    const keyHash = await sha256Hex(token);
     const [row] = await deps.db<{ api_key_id: string; tenant_id: string }[]>`
       select api_key_id, tenant_id from private.resolve_tenant_api_key(${keyHash})`;
     if (!row) throw new HttpError('unauthorized', 'API key is unknown or revoked');
     const caller = { kind: 'api_key' as const, tenantId: row.tenant_id, apiKeyId: row.api_key_id };
-    cache.set(keyHash, caller);
+    cache.set(token, caller);
     return caller;
   }
   if (token.startsWith('sb_secret_')) {

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts';
+import { PeriodicFlush } from './periodic-flush.ts';
 import type { Database } from '../db.ts';
 import type { Logger } from '../logger.ts';
 
@@ -37,8 +38,7 @@ function percentile(sorted: readonly number[], fraction: number): number | null 
  */
 export class ProviderHealthTracker {
   private readonly buckets = new Map<string, Bucket>();
-  private lastFlush: number;
-  private flushing: Promise<void> | undefined;
+  private readonly flusher: PeriodicFlush;
 
   constructor(
     private readonly db: Database,
@@ -46,7 +46,7 @@ export class ProviderHealthTracker {
     private readonly logger: Logger,
     private readonly options: HealthTrackerOptions,
   ) {
-    this.lastFlush = clock.now().getTime();
+    this.flusher = new PeriodicFlush(clock, options.flushIntervalMs, () => this.writeOutcomes());
   }
 
   private bucket(providerId: string, upstreamModel: string): Bucket {
@@ -82,7 +82,7 @@ export class ProviderHealthTracker {
     bucket.consecutiveFailures = 0;
     bucket.cooldownUntil = null;
     bucket.dirty = true;
-    this.maybeFlush();
+    this.flusher.poke();
   }
 
   recordFailure(providerId: string, upstreamModel: string, latencyMs: number, error: string): void {
@@ -96,19 +96,15 @@ export class ProviderHealthTracker {
       bucket.cooldownUntil = this.clock.now().getTime() + this.options.cooldownMs;
     }
     bucket.dirty = true;
-    this.maybeFlush();
-  }
-
-  private maybeFlush(): void {
-    if (this.flushing || this.clock.now().getTime() - this.lastFlush < this.options.flushIntervalMs) return;
-    this.flushing = this.flush().finally(() => {
-      this.flushing = undefined;
-    });
+    this.flusher.poke();
   }
 
   /** Writes what was gathered since the last flush in one statement. */
-  async flush(): Promise<void> {
-    this.lastFlush = this.clock.now().getTime();
+  flush(): Promise<void> {
+    return this.flusher.run();
+  }
+
+  private async writeOutcomes(): Promise<void> {
     const outcomes = [...this.buckets.values()].filter((bucket) => bucket.dirty).map((bucket) => {
       const sorted = [...bucket.latencies].sort((a, b) => a - b);
       const outcome = {

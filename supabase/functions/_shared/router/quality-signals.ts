@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts';
+import { PeriodicFlush } from './periodic-flush.ts';
 import type { Database } from '../db.ts';
 import type { Logger } from '../logger.ts';
 
@@ -38,16 +39,15 @@ type Aggregate = {
  */
 export class QualitySignalTracker implements QualitySignalSink {
   private pending = new Map<string, Aggregate>();
-  private lastFlush: number;
-  private flushing: Promise<void> | undefined;
+  private readonly flusher: PeriodicFlush;
 
   constructor(
     private readonly db: Database,
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly logger: Logger,
-    private readonly flushIntervalMs: number,
+    flushIntervalMs: number,
   ) {
-    this.lastFlush = clock.now().getTime();
+    this.flusher = new PeriodicFlush(clock, flushIntervalMs, () => this.writeSignals());
   }
 
   record(signal: QualitySignal): void {
@@ -70,16 +70,15 @@ export class QualitySignalTracker implements QualitySignalSink {
       aggregate.failures += 1;
       aggregate.kinds[signal.outcome] = (aggregate.kinds[signal.outcome] ?? 0) + 1;
     }
-    if (!this.flushing && this.clock.now().getTime() - this.lastFlush >= this.flushIntervalMs) {
-      this.flushing = this.flush().finally(() => {
-        this.flushing = undefined;
-      });
-    }
+    this.flusher.poke();
   }
 
   /** Writes everything gathered since the last flush in one statement; a failure is logged, not thrown. */
-  async flush(): Promise<void> {
-    this.lastFlush = this.clock.now().getTime();
+  flush(): Promise<void> {
+    return this.flusher.run();
+  }
+
+  private async writeSignals(): Promise<void> {
     const batch = [...this.pending.values()];
     this.pending = new Map();
     if (batch.length === 0) return;
