@@ -24,9 +24,20 @@
 --    restores only search_path) and ends with the transaction.
 -- settle_budgets becomes one statement of data-modifying CTEs: each counter,
 -- usage record and reservation written once, no per-request queries.
+--
+-- Every function of the saga runs with enable_seqscan off. They find rows by
+-- key only (a request id, a budget, a tenant), and PL/pgSQL caches a generic
+-- plan per statement and connection: planned while budget_reservations was
+-- small, a lookup kept scanning the whole table as it grew (the benchmark saw
+-- two full scans per request until the next ANALYZE), so its cost grew with
+-- the table. With sequential scans off, and reservations looked up one key at
+-- a time (= any (array) for the locks, a lateral lookup per input row), the
+-- plan stays an index probe per request whatever the table's size when it was
+-- made.
 
 alter function public.reserve_budgets(jsonb) rename to reserve_budgets_in_order;
 alter function public.reserve_budgets_in_order(jsonb) set schema private;
+alter function private.reserve_budgets_in_order(jsonb) set enable_seqscan = off;
 comment on function private.reserve_budgets_in_order(jsonb) is
   'The budget reservation batch, request by request in order (refusals, duplicates, validation); public.reserve_budgets takes this path when not every request fits.';
 
@@ -34,6 +45,7 @@ create function public.reserve_budgets(p_requests jsonb)
 returns jsonb
 language plpgsql
 set search_path = ''
+set enable_seqscan = off
 as $$
 declare
   v_now timestamptz := pg_catalog.now();
@@ -96,7 +108,8 @@ begin
         and bool_and(coalesce(length(q.request_id), 0) between 1 and 128 and coalesce(q.usd_micros, -1) >= 0
           and coalesce(q.tokens, -1) >= 0 and q.ttl_seconds between 1 and 86400 and q.tenant_id is not null)
      from requests q)
-    and not exists (select 1 from public.budget_reservations r where r.request_id in (select q.request_id from requests q))
+    and not exists (
+      select 1 from public.budget_reservations r where r.request_id = any (array(select q.request_id from requests q)))
     and not exists (
       select 1 from applicable a
       join public.usage_counters c on c.budget_id = a.budget_id and c.window_start = a.window_start
@@ -199,6 +212,7 @@ create function private.apply_counter_deltas(p_deltas jsonb)
 returns void
 language plpgsql
 set search_path = ''
+set enable_seqscan = off
 as $$
 begin
   perform 1
@@ -236,6 +250,7 @@ create or replace function public.settle_budgets(p_settlements jsonb)
 returns jsonb
 language plpgsql
 set search_path = ''
+set enable_seqscan = off
 as $$
 declare
   v_answers jsonb;
@@ -255,7 +270,7 @@ begin
   end if;
 
   perform 1 from public.budget_reservations r
-  where r.request_id in (select s.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_settlements) s)
+  where r.request_id = any (array(select s.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_settlements) s))
   order by r.request_id
   for update;
 
@@ -270,7 +285,9 @@ begin
   matched as (
     select s.*, r.status as reservation_status, r.tenant_id, r.api_key_id, r.user_id, r.model_alias, r.items
     from settlements s
-    left join public.budget_reservations r on r.request_id = s.request_id
+    left join lateral (
+      select r.* from public.budget_reservations r where r.request_id = s.request_id limit 1
+    ) r on true
   ),
   settling as (
     select m.* from matched m where m.occurrence = 1 and m.reservation_status = 'reserved'
@@ -343,6 +360,7 @@ create or replace function public.release_budgets(p_releases jsonb)
 returns jsonb
 language plpgsql
 set search_path = ''
+set enable_seqscan = off
 as $$
 declare
   v_answers jsonb;
@@ -352,7 +370,7 @@ begin
     raise exception 'release_budgets takes a JSON array' using errcode = 'invalid_parameter_value';
   end if;
   perform 1 from public.budget_reservations r
-  where r.request_id in (select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_releases) x)
+  where r.request_id = any (array(select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_releases) x))
   order by r.request_id
   for update;
 
@@ -364,7 +382,9 @@ begin
   matched as (
     select x.*, r.status as reservation_status, r.items
     from releases x
-    left join public.budget_reservations r on r.request_id = x.request_id
+    left join lateral (
+      select r.* from public.budget_reservations r where r.request_id = x.request_id limit 1
+    ) r on true
   ),
   releasing as (
     select m.* from matched m where m.occurrence = 1 and m.reservation_status = 'reserved'
