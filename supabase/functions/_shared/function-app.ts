@@ -52,14 +52,23 @@ export function createFunctionApp(name: string, deps: AppDependencies, options: 
     crossOriginResourcePolicy: false,
     crossOriginOpenerPolicy: false,
   }));
-  app.use(cors({
+  const corsHeaders = cors({
     // Never "*": only origins on the allow-list get CORS headers.
     origin: (origin) => (allowedOrigins.has(origin) ? origin : null),
     allowHeaders: allowedRequestHeaders,
     allowMethods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     exposeHeaders: ['x-request-id', 'retry-after'],
     maxAge: 600,
-  }));
+  });
+  // CORS is for browsers, which always send Origin. Hono's cors sets headers on a
+  // placeholder response before the handler runs and with c.header() after it,
+  // and each costs the response a copy; server-to-server calls (most LLM
+  // traffic) skip it. Vary still tells caches the answer depends on Origin.
+  app.use(async function corsForBrowsers(c, next) {
+    if (c.req.header('origin') !== undefined) return corsHeaders(c, next);
+    await next();
+    c.res.headers.append('Vary', 'Origin');
+  });
   app.use(bodyLimit({
     maxSize: deps.config.maxBodyBytes,
     onError: () => {
