@@ -111,7 +111,7 @@ async function readyRows(target: SmokeTarget): Promise<Row[]> {
     }];
   }
   const body = await response.json().catch(() => undefined) as {
-    checks?: { name: string; status: string; detail: string }[];
+    checks?: { name: string; status: string; detail: string; optional?: boolean }[];
   } | undefined;
   if (!body?.checks) {
     return [{
@@ -126,8 +126,9 @@ async function readyRows(target: SmokeTarget): Promise<Row[]> {
     area: 'ready',
     check: check.name,
     status: check.status.toUpperCase() as Status,
-    detail: check.detail,
-    required: true,
+    // A skip readiness marks optional (a dependency config leaves out) does not hold up GO.
+    detail: check.optional ? `${check.detail} (optional)` : check.detail,
+    required: !check.optional,
   }));
 }
 

@@ -1,9 +1,11 @@
 // `npm start`: the local Switchyard stack without Docker. PostgreSQL (embedded,
 // or DATABASE_URL), the Supabase platform bootstrap, migrations through the
-// Supabase CLI, and every function under Deno at /functions/v1/<name>.
+// Supabase CLI, every function under Deno at /functions/v1/<name>, and the
+// maintenance schedules (`npm run worker`, as pg_cron runs them on Supabase).
+import { type ChildProcess, spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { stateDir as defaultStateDir } from './lib/paths.ts';
+import { bin, repoRoot, stateDir as defaultStateDir } from './lib/paths.ts';
 import { registerDemoProviderIfNoKeys } from './lib/demo-provider.ts';
 import { loadOrCreateSecrets } from './lib/secrets.ts';
 import { startStack, statusLines, writeStatusFile } from './lib/stack.ts';
@@ -36,6 +38,18 @@ await writeStatusFile(stateDir, lines);
 const pidFile = path.join(stateDir, 'stack.pid');
 await writeFile(pidFile, `${process.pid}\n`);
 
+// The schedules of public.schedules, every few seconds, as pg_cron would run them
+// on Supabase (readiness checks they are on time). START_WORKER=false leaves them
+// to a separate `npm run worker`.
+let worker: ChildProcess | undefined;
+if (process.env.START_WORKER !== 'false') {
+  worker = spawn(bin('tsx'), [path.join(repoRoot, 'scripts', 'worker.ts'), '--interval', '5'], {
+    cwd: repoRoot,
+    env: { ...process.env, SWITCHYARD_STATE_DIR: stateDir, DATABASE_URL: stack.dbUrl },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
+
 console.log(`
 Switchyard local stack is running (ready in ${((Date.now() - started) / 1000).toFixed(1)} s).
 
@@ -48,6 +62,11 @@ service_role key: ${secrets.serviceRoleKey}
 
 Try: curl ${stack.functionsUrl}/readiness/ready
 'npm run status' prints these as env lines. Ctrl-C stops everything.
+${
+  worker
+    ? 'The maintenance schedules run in the background (npm run worker; START_WORKER=false to leave them out).'
+    : 'START_WORKER=false: run the schedules with npm run worker.'
+}
 `);
 if (demo) {
   console.log(`*** DEMO PROVIDER ***
@@ -62,6 +81,7 @@ async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
   log(`${signal}: stopping`);
+  worker?.kill('SIGTERM');
   demo?.stop();
   await stack.stop();
   await rm(pidFile, { force: true });

@@ -405,7 +405,9 @@ describe('readiness: storage', () => {
     try {
       const app = createReadinessApp(deps, { checks: [storageRoundTrip], environment: readinessEnvironment });
       const response = await app.request('/readiness/ready');
-      const body = (await response.json()) as { checks: { name: string; status: string; detail: string }[] };
+      const body = (await response.json()) as {
+        checks: { name: string; status: string; detail: string; optional?: boolean }[];
+      };
       return { httpStatus: response.status, ...body.checks[0] };
     } finally {
       await close();
@@ -414,10 +416,12 @@ describe('readiness: storage', () => {
 
   it('skips when Storage is not configured, and fails when READINESS_STORAGE_REQUIRED is true', async () => {
     const skipped = await storageCheck({});
-    expect(skipped).toMatchObject({ httpStatus: 200, name: 'storage', status: 'skip' });
+    // Optional by config: the go/no-go report does not count this skip against GO.
+    expect(skipped).toMatchObject({ httpStatus: 200, name: 'storage', status: 'skip', optional: true });
     expect(skipped.detail).toMatch(/STORAGE_ENABLED is not true/);
     const required = await storageCheck({}, { READINESS_STORAGE_REQUIRED: 'true' });
     expect(required).toMatchObject({ httpStatus: 503, status: 'fail' });
+    expect(required.optional).toBeUndefined();
     expect(required.detail).toMatch(/READINESS_STORAGE_REQUIRED is true/);
   });
 

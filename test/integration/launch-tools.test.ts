@@ -66,6 +66,9 @@ describe('npm run readiness (go/no-go report)', () => {
     // --no-load is a skipped required item: never GO.
     expect(report.verdict).toBe('NO-GO');
     expect(report.reasons).toContain('SKIP load load run: skipped with --no-load');
+    // The test stack has no Storage: readiness skips it as optional, which does not count against GO.
+    expect(report.rows.find((row) => row.area === 'ready' && row.check === 'storage')?.status).toBe('SKIP');
+    expect(report.reasons.filter((reason) => reason.startsWith('SKIP ready storage'))).toEqual([]);
     expect(stdout).not.toContain(stack.serviceRoleKey);
   });
 

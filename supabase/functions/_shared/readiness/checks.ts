@@ -8,6 +8,8 @@ export type CheckStatus = 'pass' | 'fail' | 'skip';
 export interface CheckOutcome {
   status: CheckStatus;
   detail: string;
+  /** On a skip: the dependency is optional and not configured, which config allows (it does not hold up a launch). */
+  optional?: true;
 }
 
 export interface CheckResult extends CheckOutcome {

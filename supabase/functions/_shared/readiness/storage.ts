@@ -20,7 +20,7 @@ export const storageRoundTrip: ReadinessCheck = {
       if (deps.config.storage.enabled) return { status: 'fail', detail: reason };
       return settings.storageRequired
         ? { status: 'fail', detail: `${reason}; READINESS_STORAGE_REQUIRED is true` }
-        : { status: 'skip', detail: `${reason}; job artifacts stay inline` };
+        : { status: 'skip', detail: `${reason}; job artifacts stay inline`, optional: true };
     }
     const { detail } = await storage.selfTest();
     return { status: 'pass', detail };
