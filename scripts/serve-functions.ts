@@ -31,7 +31,9 @@ const functions: Record<string, Hono<AppEnv>> = {
   maintenance: createMaintenanceApp(deps),
   metrics: createMetricsApp(deps, { environment: Deno.env.toObject() }),
   ops: createOpsApp(deps),
-  'provider-health': createProviderHealthApp(deps, { keys: createProviderKeyResolver(deps, { actor: 'provider-health' }) }),
+  'provider-health': createProviderHealthApp(deps, {
+    keys: createProviderKeyResolver(deps, { actor: 'provider-health' }),
+  }),
   readiness: createReadinessApp(deps, { environment: Deno.env.toObject() }),
 };
 
@@ -45,14 +47,28 @@ function functionNotFound(name: string): Response {
   );
 }
 
+const localJwks = Deno.env.get('SWITCHYARD_LOCAL_JWKS');
 const server = Deno.serve({
   hostname,
   port,
   onListen: ({ hostname, port }) => {
-    console.log(JSON.stringify({ level: 'info', event: 'functions_listening', url: `http://${hostname}:${port}/functions/v1`, functions: Object.keys(functions) }));
+    console.log(
+      JSON.stringify({
+        level: 'info',
+        event: 'functions_listening',
+        url: `http://${hostname}:${port}/functions/v1`,
+        functions: Object.keys(functions),
+      }),
+    );
   },
 }, (request) => {
   const url = new URL(request.url);
+  // The local Auth's JWKS (npm start sets it), where Supabase serves a project's signing keys.
+  if (localJwks && url.pathname === '/auth/v1/.well-known/jwks.json') {
+    return new Response(localJwks, {
+      headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=600' },
+    });
+  }
   const match = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
   if (!match) return functionNotFound(url.pathname);
   const app = functions[match[1]];

@@ -33,7 +33,10 @@ const demo = await registerDemoProviderIfNoKeys({
   serviceRoleKey: secrets.serviceRoleKey,
   port: Number(process.env.DEMO_UPSTREAM_PORT ?? '54329'),
 });
-const lines = statusLines(stack, secrets);
+// The private signing key, for tools that sign user tokens the way Supabase Auth would (smoke --test-key).
+const signingKeyFile = path.join(stateDir, 'user-signing-key.jwk.json');
+await writeFile(signingKeyFile, `${JSON.stringify(secrets.userSigningKey)}\n`, { mode: 0o600 });
+const lines = [...statusLines(stack, secrets), `SIGNING_KEY_FILE=${signingKeyFile}`];
 await writeStatusFile(stateDir, lines);
 const pidFile = path.join(stateDir, 'stack.pid');
 await writeFile(pidFile, `${process.pid}\n`);

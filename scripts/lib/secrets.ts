@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 
 /** Secrets of a local stack, generated once and kept, so a restart keeps them. */
 export interface LocalSecrets {
@@ -13,6 +13,17 @@ export interface LocalSecrets {
   masterKeys: string;
   metricsToken: string;
   jobToken: string;
+  /**
+   * The local Auth's asymmetric signing key (a private ES256 JWK with kid), as a
+   * Supabase project with signing keys has: its public half is the project's JWKS.
+   */
+  userSigningKey: JWK;
+}
+
+/** The public JWKS of the local stack: the signing key without its private part. */
+export function publicJwks(secrets: Pick<LocalSecrets, 'userSigningKey'>): { keys: JWK[] } {
+  const { d: _private, ...publicKey } = secrets.userSigningKey;
+  return { keys: [publicKey] };
 }
 
 const tenYears = 10 * 365 * 24 * 3600;
@@ -29,6 +40,7 @@ export async function signProjectKey(role: 'anon' | 'service_role', jwtSecret: s
 
 export async function generateSecrets(): Promise<LocalSecrets> {
   const jwtSecret = randomBytes(32).toString('hex');
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
   return {
     jwtSecret,
     anonKey: await signProjectKey('anon', jwtSecret),
@@ -36,6 +48,12 @@ export async function generateSecrets(): Promise<LocalSecrets> {
     masterKeys: `local-1:${randomBytes(32).toString('base64')}`,
     metricsToken: randomBytes(24).toString('hex'),
     jobToken: randomBytes(32).toString('hex'),
+    userSigningKey: {
+      ...(await exportJWK(privateKey)),
+      kid: `local-${randomBytes(4).toString('hex')}`,
+      alg: 'ES256',
+      use: 'sig',
+    },
   };
 }
 
@@ -44,9 +62,7 @@ export async function loadOrCreateSecrets(stateDir: string): Promise<LocalSecret
   const file = path.join(stateDir, 'secrets.json');
   const stored: Partial<LocalSecrets> = existsSync(file) ? JSON.parse(await readFile(file, 'utf8')) : {};
   const fresh = await generateSecrets();
-  const secrets: LocalSecrets = stored.jwtSecret
-    ? { ...fresh, ...stored, jwtSecret: stored.jwtSecret }
-    : fresh;
+  const secrets: LocalSecrets = stored.jwtSecret ? { ...fresh, ...stored, jwtSecret: stored.jwtSecret } : fresh;
   if (!stored.anonKey || !stored.jwtSecret) secrets.anonKey = await signProjectKey('anon', secrets.jwtSecret);
   if (!stored.serviceRoleKey || !stored.jwtSecret) {
     secrets.serviceRoleKey = await signProjectKey('service_role', secrets.jwtSecret);

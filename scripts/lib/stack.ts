@@ -2,9 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type DatabaseServer, databaseUrl, prepareDatabase, recreateDatabase, startEmbeddedPostgres } from './database.ts';
+import {
+  type DatabaseServer,
+  databaseUrl,
+  prepareDatabase,
+  recreateDatabase,
+  startEmbeddedPostgres,
+} from './database.ts';
 import { denoExecutable, functionsDir, repoRoot } from './paths.ts';
-import type { LocalSecrets } from './secrets.ts';
+import { type LocalSecrets, publicJwks } from './secrets.ts';
 
 export interface StackOptions {
   stateDir: string;
@@ -33,7 +39,10 @@ export interface RunningStack {
 }
 
 /** The `supabase status -o env` lines for a running stack. */
-export function statusLines(stack: Pick<RunningStack, 'apiUrl' | 'functionsUrl' | 'dbUrl'>, secrets: LocalSecrets): string[] {
+export function statusLines(
+  stack: Pick<RunningStack, 'apiUrl' | 'functionsUrl' | 'dbUrl'>,
+  secrets: LocalSecrets,
+): string[] {
   return [
     `API_URL=${stack.apiUrl}`,
     `FUNCTIONS_URL=${stack.functionsUrl}`,
@@ -49,7 +58,11 @@ export function statusLines(stack: Pick<RunningStack, 'apiUrl' | 'functionsUrl' 
 function assertPortFree(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
-    probe.once('error', () => reject(new Error(`port ${port} is already in use (is another stack running? FUNCTIONS_PORT picks another)`)));
+    probe.once(
+      'error',
+      () =>
+        reject(new Error(`port ${port} is already in use (is another stack running? FUNCTIONS_PORT picks another)`)),
+    );
     probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
   });
 }
@@ -95,9 +108,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   }
 
   try {
-    const dbUrl = options.freshDatabase
-      ? await recreateDatabase(serverUrl, options.freshDatabase)
-      : serverUrl;
+    const dbUrl = options.freshDatabase ? await recreateDatabase(serverUrl, options.freshDatabase) : serverUrl;
     await prepareDatabase(dbUrl, { log: (line) => log(`migrations: ${line}`) });
 
     const apiUrl = `http://127.0.0.1:${options.functionsPort}`;
@@ -108,6 +119,9 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       SUPABASE_ANON_KEY: options.secrets.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: options.secrets.serviceRoleKey,
       SUPABASE_JWT_SECRET: options.secrets.jwtSecret,
+      // Asymmetric user tokens, as on a project with signing keys: the functions server serves this JWKS itself.
+      SUPABASE_JWKS_URL: `${apiUrl}/auth/v1/.well-known/jwks.json`,
+      SWITCHYARD_LOCAL_JWKS: JSON.stringify(publicJwks(options.secrets)),
       SWITCHYARD_MASTER_KEYS: options.secrets.masterKeys,
       METRICS_TOKEN: options.secrets.metricsToken,
       JOB_TOKENS: options.secrets.jobToken,
@@ -118,13 +132,30 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await assertPortFree(options.functionsPort);
     const child = spawn(
       denoExecutable(),
-      ['run', '--config', path.join(functionsDir, 'deno.json'), '--allow-net', '--allow-env', '--allow-read', '--allow-sys',
+      [
+        'run',
+        '--config',
+        path.join(functionsDir, 'deno.json'),
+        '--allow-net',
+        '--allow-env',
+        '--allow-read',
+        '--allow-sys',
         '--unstable-no-legacy-abort',
-        path.join(repoRoot, 'scripts', 'serve-functions.ts')],
+        path.join(repoRoot, 'scripts', 'serve-functions.ts'),
+      ],
       {
         cwd: repoRoot,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DENO_NO_UPDATE_CHECK: '1', ...functionsEnvironment },
-        stdio: ['ignore', options.functionsOutput === 'inherit' ? 'inherit' : 'pipe', options.functionsOutput === 'inherit' ? 'inherit' : 'pipe'],
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          DENO_NO_UPDATE_CHECK: '1',
+          ...functionsEnvironment,
+        },
+        stdio: [
+          'ignore',
+          options.functionsOutput === 'inherit' ? 'inherit' : 'pipe',
+          options.functionsOutput === 'inherit' ? 'inherit' : 'pipe',
+        ],
       },
     );
     const output = options.functionsOutput;

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { importJWK, type JWK, SignJWT } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/lib/database.ts';
 import { bin, repoRoot } from '../../scripts/lib/paths.ts';
@@ -58,8 +59,16 @@ async function stopsServing(url: string, withinMs: number): Promise<boolean> {
 }
 
 async function status(env: Record<string, string>) {
-  const result = await runCommand(bin('tsx'), ['scripts/status.ts'], { cwd: repoRoot, env: { ...process.env, ...env } });
-  return { code: result.code, values: Object.fromEntries(result.stdout.trim().split('\n').filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2))) };
+  const result = await runCommand(bin('tsx'), ['scripts/status.ts'], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+  });
+  return {
+    code: result.code,
+    values: Object.fromEntries(
+      result.stdout.trim().split('\n').filter(Boolean).map((line) => line.split(/=(.*)/s).slice(0, 2)),
+    ),
+  };
 }
 
 describe('npm start', { timeout: 150_000 }, () => {
@@ -73,7 +82,9 @@ describe('npm start', { timeout: 150_000 }, () => {
     const first = await startStack(env);
     const firstStatus = await status(env);
     expect(firstStatus.code).toBe(0);
-    expect(Object.keys(firstStatus.values)).toEqual(expect.arrayContaining(['API_URL', 'FUNCTIONS_URL', 'DB_URL', 'ANON_KEY', 'SERVICE_ROLE_KEY', 'JWT_SECRET']));
+    expect(Object.keys(firstStatus.values)).toEqual(
+      expect.arrayContaining(['API_URL', 'FUNCTIONS_URL', 'DB_URL', 'ANON_KEY', 'SERVICE_ROLE_KEY', 'JWT_SECRET']),
+    );
     expect(firstStatus.values.FUNCTIONS_URL).toBe(`http://127.0.0.1:${env.FUNCTIONS_PORT}/functions/v1`);
 
     const ready = await fetch(`${firstStatus.values.FUNCTIONS_URL}/readiness/ready`);
@@ -85,6 +96,26 @@ describe('npm start', { timeout: 150_000 }, () => {
     });
     expect(created.status).toBe(201);
     const tenant = (await created.json()) as { id: string };
+
+    // The local Auth's JWKS: the public half of SIGNING_KEY_FILE, and a user token signed with it (by kid)
+    // is accepted; RLS then hides a tenant the user is not in (404, not 401).
+    const signingKey = JSON.parse(await readFile(firstStatus.values.SIGNING_KEY_FILE, 'utf8')) as JWK;
+    const jwks = (await (await fetch(`${firstStatus.values.API_URL}/auth/v1/.well-known/jwks.json`)).json()) as {
+      keys: JWK[];
+    };
+    expect(jwks.keys.map((key) => key.kid)).toEqual([signingKey.kid]);
+    expect(jwks.keys[0].d).toBeUndefined();
+    const userToken = await new SignJWT({ role: 'authenticated' })
+      .setProtectedHeader({ alg: 'ES256', kid: signingKey.kid, typ: 'JWT' })
+      .setSubject(crypto.randomUUID())
+      .setAudience('authenticated')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(await importJWK(signingKey, 'ES256'));
+    const asUser = await fetch(`${firstStatus.values.FUNCTIONS_URL}/ops/tenants/${tenant.id}`, {
+      headers: { apikey: firstStatus.values.ANON_KEY, authorization: `Bearer ${userToken}` },
+    });
+    expect(asUser.status).toBe(404);
 
     // No provider key in the vault: the demo provider answers a newcomer's first call, and says so.
     expect(first.output()).toContain('DEMO PROVIDER');
@@ -99,7 +130,9 @@ describe('npm start', { timeout: 150_000 }, () => {
       body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'first call' }] }),
     });
     expect(chat.status).toBe(200);
-    expect(((await chat.json()) as { choices: { message: { content: string } }[] }).choices[0].message.content).toBe('echo: first call');
+    expect(((await chat.json()) as { choices: { message: { content: string } }[] }).choices[0].message.content).toBe(
+      'echo: first call',
+    );
     expect(chat.headers.get('x-switchyard-provider')).toBe('switchyard-demo');
 
     await stop(first, 'SIGTERM');
@@ -112,7 +145,10 @@ describe('npm start', { timeout: 150_000 }, () => {
     expect(secondStatus.values.SERVICE_ROLE_KEY).toBe(firstStatus.values.SERVICE_ROLE_KEY);
     const again = await fetch(`${secondStatus.values.FUNCTIONS_URL}/ops/tenants`, {
       method: 'POST',
-      headers: { apikey: secondStatus.values.ANON_KEY, authorization: `Bearer ${secondStatus.values.SERVICE_ROLE_KEY}` },
+      headers: {
+        apikey: secondStatus.values.ANON_KEY,
+        authorization: `Bearer ${secondStatus.values.SERVICE_ROLE_KEY}`,
+      },
       body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
     });
     expect(again.status).toBe(409);

@@ -82,7 +82,9 @@ export function resolveTarget(flags: TargetFlags, env: NodeJS.ProcessEnv = proce
     anonKey: pick(flags.anonKey, 'ANON_KEY', 'SUPABASE_ANON_KEY').value,
     serviceRoleKey: pick(flags.serviceKey, 'SERVICE_ROLE_KEY', 'SUPABASE_SERVICE_ROLE_KEY').value,
     jwtSecret: pick(flags.jwtSecret, 'JWT_SECRET', 'SUPABASE_JWT_SECRET').value,
-    testKeyFile: flags.testKey ?? env.SMOKE_TEST_KEY,
+    // The local stack's signing key only goes with the local stack's URL.
+    testKeyFile: flags.testKey ?? env.SMOKE_TEST_KEY ??
+      (url.from === 'flags' ? undefined : pick(undefined, 'SIGNING_KEY_FILE').value),
     // The local stack's DB_URL only goes with the local stack's URL, never with a --url given by hand.
     databaseUrl: flags.dbUrl ?? env.SMOKE_DB_URL ??
       (url.from === 'flags' ? undefined : pick(undefined, 'DB_URL').value),
