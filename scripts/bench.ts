@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { freePort, prepareDatabase, recreateDatabase, startEmbeddedPostgres, withDatabase } from './lib/database.ts';
-import { bin, denoExecutable, functionsDir, repoRoot } from './lib/paths.ts';
+import { bin, denoExecutable, denoServerArguments, repoRoot } from './lib/paths.ts';
 import { generateSecrets } from './lib/secrets.ts';
 
 const args = process.argv.slice(2);
@@ -192,17 +192,7 @@ try {
   ], {});
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/v1`;
   const denoRun = (script: string, env: Record<string, string>, extraFlags: string[] = []) =>
-    startProcess(denoExecutable(), [
-      'run',
-      '--config',
-      path.join(functionsDir, 'deno.json'),
-      '--allow-net',
-      '--allow-env',
-      '--allow-read',
-      '--allow-sys',
-      ...extraFlags,
-      path.join(repoRoot, script),
-    ], env);
+    startProcess(denoExecutable(), denoServerArguments(path.join(repoRoot, script), extraFlags), env);
   const passthroughProcess = await denoRun('scripts/bench/passthrough-server.ts', {
     BENCH_UPSTREAM_URL: upstreamUrl,
     BENCH_PORT: String(passthroughPort),

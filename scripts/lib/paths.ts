@@ -28,3 +28,24 @@ export function denoExecutable(): string {
   }
   return executable;
 }
+
+/**
+ * `deno run` arguments for a server of this project's functions: their import
+ * map and the permissions a function has on Supabase (network, env, reading
+ * its files, system info), with request.signal aborted only on a client
+ * disconnect (`--unstable-no-legacy-abort`), as the local stack serves them.
+ */
+export function denoServerArguments(script: string, extraFlags: string[] = []): string[] {
+  return [
+    'run',
+    '--config',
+    path.join(functionsDir, 'deno.json'),
+    '--allow-net',
+    '--allow-env',
+    '--allow-read',
+    '--allow-sys',
+    '--unstable-no-legacy-abort',
+    ...extraFlags,
+    script,
+  ];
+}

@@ -9,7 +9,7 @@ import {
   recreateDatabase,
   startEmbeddedPostgres,
 } from './database.ts';
-import { denoExecutable, functionsDir, repoRoot } from './paths.ts';
+import { denoExecutable, denoServerArguments, repoRoot } from './paths.ts';
 import { type LocalSecrets, publicJwks } from './secrets.ts';
 
 export interface StackOptions {
@@ -132,17 +132,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await assertPortFree(options.functionsPort);
     const child = spawn(
       denoExecutable(),
-      [
-        'run',
-        '--config',
-        path.join(functionsDir, 'deno.json'),
-        '--allow-net',
-        '--allow-env',
-        '--allow-read',
-        '--allow-sys',
-        '--unstable-no-legacy-abort',
-        path.join(repoRoot, 'scripts', 'serve-functions.ts'),
-      ],
+      denoServerArguments(path.join(repoRoot, 'scripts', 'serve-functions.ts')),
       {
         cwd: repoRoot,
         env: {
