@@ -205,6 +205,34 @@ comment on function public.reserve_budgets(jsonb) is
 revoke execute on function public.reserve_budgets(jsonb) from public, anon, authenticated;
 grant execute on function public.reserve_budgets(jsonb) to service_role;
 
+-- Settle's and release's answer for one input row: unknown without a
+-- reservation; a duplicate when the reservation is already finished, or when
+-- an earlier row of the same batch finishes it; else what the batch did.
+create function private.saga_answer(
+  p_reservation_status text,
+  p_occurrence bigint,
+  p_finishes_as text,
+  p_answer jsonb
+)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p_reservation_status is null then '{"status": "unknown"}'::jsonb
+    when p_occurrence > 1 and p_reservation_status = 'reserved'
+      then pg_catalog.jsonb_build_object('status', 'duplicate', 'reservation_status', p_finishes_as)
+    when p_reservation_status <> 'reserved'
+      then pg_catalog.jsonb_build_object('status', 'duplicate', 'reservation_status', p_reservation_status)
+    else p_answer
+  end
+$$;
+comment on function private.saga_answer(text, bigint, text, jsonb) is
+  'The answer settle_budgets and release_budgets give one input row: unknown, duplicate (naming the status) or the given answer.';
+revoke execute on function private.saga_answer(text, bigint, text, jsonb) from public, anon, authenticated;
+grant execute on function private.saga_answer(text, bigint, text, jsonb) to service_role;
+
 -- Settle's and release's one write to the counters, taken last and in the
 -- global lock order: [{budget_id, window_start, released, charged?, overflow?,
 -- requests?, prompt_tokens?, completion_tokens?}], missing amounts are zero.
@@ -330,14 +358,9 @@ begin
     returning 1
   )
   select
-    (select coalesce(pg_catalog.jsonb_agg(case
-              when m.reservation_status is null then '{"status": "unknown"}'::jsonb
-              when m.occurrence > 1 and m.reservation_status = 'reserved'
-                then '{"status": "duplicate", "reservation_status": "settled"}'::jsonb
-              when m.reservation_status <> 'reserved'
-                then pg_catalog.jsonb_build_object('status', 'duplicate', 'reservation_status', m.reservation_status)
-              else pg_catalog.jsonb_build_object('status', 'settled', 'items', p.items, 'overflow_usd_micros', p.overflow_usd)
-            end order by m.position), '[]'::jsonb)
+    (select coalesce(pg_catalog.jsonb_agg(private.saga_answer(m.reservation_status, m.occurrence, 'settled',
+              pg_catalog.jsonb_build_object('status', 'settled', 'items', p.items, 'overflow_usd_micros', p.overflow_usd))
+            order by m.position), '[]'::jsonb)
      from matched m
      left join per_request p on p.request_id = m.request_id and m.occurrence = 1),
     (select coalesce(pg_catalog.jsonb_agg(d), '[]'::jsonb)
@@ -397,14 +420,8 @@ begin
     returning 1
   )
   select
-    (select coalesce(pg_catalog.jsonb_agg(case
-              when m.reservation_status is null then '{"status": "unknown"}'::jsonb
-              when m.occurrence > 1 and m.reservation_status = 'reserved'
-                then '{"status": "duplicate", "reservation_status": "released"}'::jsonb
-              when m.reservation_status <> 'reserved'
-                then pg_catalog.jsonb_build_object('status', 'duplicate', 'reservation_status', m.reservation_status)
-              else '{"status": "released"}'::jsonb
-            end order by m.position), '[]'::jsonb)
+    (select coalesce(pg_catalog.jsonb_agg(private.saga_answer(m.reservation_status, m.occurrence, 'released',
+              '{"status": "released"}'::jsonb) order by m.position), '[]'::jsonb)
      from matched m),
     (select coalesce(pg_catalog.jsonb_agg(d), '[]'::jsonb)
      from (
