@@ -32,4 +32,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123007000',
   '20261123007100',
   '20261123007200',
+  '20261123007300',
 ];

@@ -48,19 +48,35 @@ const rateLimitBody = z.object({
   message: 'set requests_per_minute, tokens_per_minute or both',
 });
 
-const groupColumns = {
-  provider: 'provider',
-  model: 'model_alias',
-  key: 'api_key_id',
-  upstream_model: 'upstream_model',
-} as const;
-type GroupName = keyof typeof groupColumns;
+// The groups GET /ops/usage accepts; public.usage_summary answers a column for each.
+const groupNames = ['provider', 'model', 'key', 'upstream_model'] as const;
+type GroupName = (typeof groupNames)[number];
+
+interface UsageSummaryRow extends Record<GroupName, string | null> {
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd_micros: number;
+  cache_hits: number;
+}
+
+const emptyUsage: UsageSummaryRow = {
+  provider: null,
+  model: null,
+  key: null,
+  upstream_model: null,
+  requests: 0,
+  prompt_tokens: 0,
+  completion_tokens: 0,
+  cost_usd_micros: 0,
+  cache_hits: 0,
+};
 
 const usageQuery = z.object({
   tenant_id: z.uuid('must be a UUID'),
   group_by: z.string().optional().transform((value, ctx) => {
     const names = (value ?? '').split(',').map((name) => name.trim()).filter(Boolean);
-    const unknown = names.filter((name) => !(name in groupColumns));
+    const unknown = names.filter((name) => !(groupNames as readonly string[]).includes(name));
     if (unknown.length > 0) {
       ctx.addIssue({
         code: 'custom',
@@ -152,37 +168,32 @@ export function economicsRoutes(deps: AppDependencies) {
     }
   });
 
-  // Sums come back as JSON numbers (float8 holds integers exactly up to 2^53).
+  // usage_summary keeps totals exact across retention: rolled-up days come from usage_daily.
   app.get('/usage', async (c) => {
     const query = readQuery(c, usageQuery);
     const groups = query.group_by;
-    const rows = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) => {
-      // Column names come from the closed groupColumns map, never from the request.
-      const selected = groups.map((name) => `${groupColumns[name]}::text as ${name}`);
-      const grouping = groups.map((name) => groupColumns[name]);
-      return tx.unsafe(
-        `select ${
-          [
-            ...selected,
-            'count(*)::int as requests',
-            'coalesce(sum(prompt_tokens), 0)::float8 as prompt_tokens',
-            'coalesce(sum(completion_tokens), 0)::float8 as completion_tokens',
-            'coalesce(sum(cost_usd_micros), 0)::float8 as cost_usd_micros',
-            'count(*) filter (where cache_hit)::int as cache_hits',
-          ].join(', ')
-        }
-         from public.usage_records
-         where tenant_id = $1 and created_at >= coalesce($2::timestamptz, '-infinity') and created_at < coalesce($3::timestamptz, 'infinity')
-         ${grouping.length > 0 ? `group by ${grouping.join(', ')} order by ${grouping.join(', ')}` : ''}`,
-        [query.tenant_id, query.from ?? null, query.to ?? null],
-      );
-    });
+    const summary = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) =>
+      tx<UsageSummaryRow[]>`
+        select provider, model, key, upstream_model, requests::float8 as requests, prompt_tokens::float8 as prompt_tokens,
+               completion_tokens::float8 as completion_tokens, cost_usd_micros::float8 as cost_usd_micros,
+               cache_hits::float8 as cache_hits
+        from public.usage_summary(${query.tenant_id}, ${query.from ?? null}, ${query.to ?? null}, ${groups})`);
+    // Without groups there is one row, of zeros when nothing was used (as an ungrouped sum answers).
+    const rows = summary.length > 0 || groups.length > 0 ? summary : [{ ...emptyUsage }];
+    const items = rows.map((row) => ({
+      ...Object.fromEntries(groups.map((name) => [name, row[name]])),
+      requests: row.requests,
+      prompt_tokens: row.prompt_tokens,
+      completion_tokens: row.completion_tokens,
+      cost_usd_micros: row.cost_usd_micros,
+      cache_hits: row.cache_hits,
+    }));
     return c.json({
       tenant_id: query.tenant_id,
       group_by: groups,
       from: query.from ?? null,
       to: query.to ?? null,
-      items: rows,
+      items,
     });
   });
 
