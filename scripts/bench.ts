@@ -346,10 +346,9 @@ try {
   await sql.end();
 
   const passthrough = results.find((result) => result.scenario === 'passthrough')!;
-  // Without the router scenario, the ratio is taken against the first router-* scenario run.
-  const router = results.find((result) => result.scenario === 'router') ?? results.find((result) =>
-    result.scenario.startsWith('router')
-  ) ?? passthrough;
+  // Without the router scenario, the ratio is taken against the first router-* scenario run (none: no ratio).
+  const router = results.find((result) => result.scenario === 'router') ??
+    results.find((result) => result.scenario.startsWith('router'));
   const report = {
     date: new Date().toISOString(),
     machine: {
@@ -367,16 +366,19 @@ try {
     },
     results,
     sweep: sweepResults,
-    router_vs_passthrough: {
-      throughput_ratio: Math.round((router.requests_per_second / passthrough.requests_per_second) * 1000) / 1000,
-      p50_added_ms: Math.round((router.latency_ms.p50 - passthrough.latency_ms.p50) * 100) / 100,
-      p99_added_ms: Math.round((router.latency_ms.p99 - passthrough.latency_ms.p99) * 100) / 100,
-      // What one request costs the isolate, as a multiple of the pass-through's cost: the capacity
-      // ratio on a machine where the database and the load generator run elsewhere.
-      proxy_cpu_ratio: router.cpu_ms_per_request && passthrough.cpu_ms_per_request
-        ? Math.round((router.cpu_ms_per_request.proxy / passthrough.cpu_ms_per_request.proxy) * 100) / 100
-        : null,
-    },
+    router_vs_passthrough: router
+      ? {
+        scenario: router.scenario,
+        throughput_ratio: Math.round((router.requests_per_second / passthrough.requests_per_second) * 1000) / 1000,
+        p50_added_ms: Math.round((router.latency_ms.p50 - passthrough.latency_ms.p50) * 100) / 100,
+        p99_added_ms: Math.round((router.latency_ms.p99 - passthrough.latency_ms.p99) * 100) / 100,
+        // What one request costs the isolate, as a multiple of the pass-through's cost: the capacity
+        // ratio on a machine where the database and the load generator run elsewhere.
+        proxy_cpu_ratio: router.cpu_ms_per_request && passthrough.cpu_ms_per_request
+          ? Math.round((router.cpu_ms_per_request.proxy / passthrough.cpu_ms_per_request.proxy) * 100) / 100
+          : null,
+      }
+      : null,
     conservation: {
       invariant_violations: violations.count,
       // autocannon stops counting at the end of each run while requests are still in flight,
@@ -391,6 +393,7 @@ try {
     },
   };
 
+  const ratio = report.router_vs_passthrough;
   const rows = [...results, ...sweepResults].map((result) =>
     `| ${result.scenario} | ${result.connections} | ${result.requests_per_second} | ${result.latency_ms.p50} | ${result.latency_ms.p95} | ${result.latency_ms.p99} | ${result.errors} | ${
       result.cpu_ms_per_request?.proxy ?? ''
@@ -407,9 +410,11 @@ try {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
-    `router / passthrough throughput: **${report.router_vs_passthrough.throughput_ratio}**; p50 +${report.router_vs_passthrough.p50_added_ms} ms; p99 +${report.router_vs_passthrough.p99_added_ms} ms; router isolate CPU per request: ${
-      report.router_vs_passthrough.proxy_cpu_ratio ?? 'n/a'
-    } x the pass-through's`,
+    ratio
+      ? `${ratio.scenario} / passthrough throughput: **${ratio.throughput_ratio}**; p50 +${ratio.p50_added_ms} ms; p99 +${ratio.p99_added_ms} ms; router isolate CPU per request: ${
+        ratio.proxy_cpu_ratio ?? 'n/a'
+      } x the pass-through's`
+      : 'no router scenario ran: no ratio',
     '',
     `conservation: ${report.conservation.invariant_violations} invariant violations; ${report.conservation.usage_records} usage records (${report.conservation.successful_router_requests_counted} successes counted by autocannon); ${report.conservation.lost_usage_records} lost usage records; ${report.conservation.open_reservations} open reservations; reserved after the run: ${report.conservation.reserved_after} → ${
       report.conservation.holds ? 'HOLDS' : 'BROKEN'
