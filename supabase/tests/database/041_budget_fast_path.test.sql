@@ -3,7 +3,7 @@
 -- in-order function in a savepoint, its answers and resulting state are kept,
 -- the savepoint is rolled back, and the public function must match.
 begin;
-select plan(21);
+select plan(23);
 
 insert into public.tenants (id, name, slug) values
   ('eeeeeeee-0000-0000-0000-000000000041', 'Fast path', 'fast-path');
@@ -91,6 +91,16 @@ select is(array[(select status from public.budget_reservations where request_id 
 select is(public.flush_ledger('[]', '[]', '[]'), '{"reserved": [], "settled": [], "released": []}'::jsonb, 'an empty flush answers empty arrays');
 select is(current_setting('synchronous_commit'), 'off', 'a flush without settlements commits asynchronously');
 select is((select count(*)::int from public.usage_invariant_violations()), 0, 'conservation holds after both paths');
+
+-- 6. The set-based path really runs: with the in-order function out of the way, a batch that
+-- fits is still reserved, and only a batch that does not fit reaches for it.
+savepoint no_fallback;
+alter function private.reserve_budgets_in_order(jsonb) rename to reserve_budgets_in_order_hidden;
+select lives_ok($$select public.reserve_budgets('[{"request_id":"fp-fast","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":1,"tokens":1}]')$$,
+  'a batch that fits is reserved by the set-based path alone');
+select throws_ok($$select public.reserve_budgets('[{"request_id":"fp-fast","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":1,"tokens":1}]')$$,
+  '42883', null, 'a duplicate goes to the request-by-request function');
+rollback to savepoint no_fallback;
 
 select * from finish();
 rollback;
