@@ -327,15 +327,31 @@ try {
     }
   }
 
-  // Conservation after the run, in the same database.
+  // Conservation after the run, in the same database. The router closes its budget leases once
+  // they sit idle (BUDGET_LEASE_IDLE_MS): wait for that, bounded, before counting what is open.
+  for (let waited = 0; waited < 15_000; waited += 100) {
+    const [pending] = await sql<{ count: number }[]>`
+      select count(*)::int as count from public.budget_reservations where status = 'reserved'`;
+    if (pending.count === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   const [violations] = await sql<
     { count: number }[]
   >`select count(*)::int as count from public.usage_invariant_violations()`;
   const [records] = await sql<{ count: number }[]>`select count(*)::int as count from public.usage_records`;
-  // Every answered request was settled; a settled reservation without its usage record is a lost record.
+  // Every answered request was settled; a settled reservation without its usage record is a lost record,
+  // and so is a lease whose charges (usd items: charged + overflow) are not the sum of its usage records' cost.
   const [lost] = await sql<{ count: number }[]>`
-    select count(*)::int as count from public.budget_reservations r
-    where r.status = 'settled' and not exists (select 1 from public.usage_records u where u.request_id = r.request_id)`;
+    select (select count(*) from public.budget_reservations r
+            where r.status = 'settled' and not exists (select 1 from public.budget_leases l where l.reservation_id = r.request_id)
+              and not exists (select 1 from public.usage_records u where u.request_id = r.request_id))::int
+         + (select count(*) from public.budget_leases l
+            join public.budget_reservations r on r.request_id = l.reservation_id
+            cross join lateral pg_catalog.jsonb_array_elements(r.items) i
+            where i.value ->> 'unit' = 'usd_micros'
+              and (i.value ->> 'charged')::bigint + (i.value ->> 'overflow')::bigint <>
+                  (select coalesce(sum(u.cost_usd_micros), 0) from public.usage_records u where u.lease_id = l.reservation_id))::int
+           as count`;
   const [open] = await sql<
     { count: number }[]
   >`select count(*)::int as count from public.budget_reservations where status = 'reserved'`;

@@ -259,13 +259,17 @@ begin
   ),
   matched as (
     select s.*, r.status as lease_status, r.tenant_id, r.api_key_id, r.model_alias, r.items,
-           exists (select 1 from public.usage_records u where u.request_id = s.request_id) as recorded
+           u.request_id is not null as recorded
     from settlements s
     left join lateral (
       select r.* from public.budget_reservations r
       where r.request_id = s.lease_id and exists (select 1 from public.budget_leases l where l.reservation_id = r.request_id)
       limit 1
     ) r on true
+    -- A lateral probe per row: as a plain exists() the planner may hash every usage record instead.
+    left join lateral (
+      select u.request_id from public.usage_records u where u.request_id = s.request_id limit 1
+    ) u on true
   ),
   settling as (
     select m.* from matched m where m.occurrence = 1 and not m.recorded and m.lease_status = 'reserved'

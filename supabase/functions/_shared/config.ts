@@ -42,6 +42,10 @@ const environmentSchema = z
     ECONOMICS_BATCH_MAX: positiveInt(64),
     ECONOMICS_BATCHES_IN_FLIGHT: positiveInt(1),
     RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
+    BUDGET_LEASE_REQUESTS: z.coerce.number().int().min(0).max(10_000).default(64),
+    BUDGET_LEASE_ADMIT_SECONDS: z.coerce.number().min(0.1).max(60).default(10),
+    BUDGET_LEASE_IDLE_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
+    BUDGET_LEASE_DECLINE_BACKOFF_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
     CACHE_DEFAULT_TTL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
     // Checked when the KMS is built (kms/create-kms.ts): a bad key must not stop the isolate.
     SWITCHYARD_MASTER_KEYS: optionalText,
@@ -66,7 +70,11 @@ const environmentSchema = z
       }
     }
     if (!env.SUPABASE_DB_URL && !env.DATABASE_URL) {
-      ctx.addIssue({ code: 'custom', path: ['SUPABASE_DB_URL'], message: 'SUPABASE_DB_URL or DATABASE_URL is required' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SUPABASE_DB_URL'],
+        message: 'SUPABASE_DB_URL or DATABASE_URL is required',
+      });
     }
     if (!env.SUPABASE_JWT_SECRET && !env.SUPABASE_JWKS_URL) {
       ctx.addIssue({
@@ -81,7 +89,8 @@ const environmentSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['SUPABASE_ANON_KEY'],
-        message: 'at least one project key is required (SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEYS or SUPABASE_SECRET_KEYS)',
+        message:
+          'at least one project key is required (SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEYS or SUPABASE_SECRET_KEYS)',
       });
     }
   });
@@ -130,6 +139,8 @@ export interface Config {
     reservationTtlSeconds: number;
     /** Response-cache TTL when a request opts in with `x-switchyard-cache: on`. */
     cacheDefaultTtlSeconds: number;
+    /** Budget leases (economics/lease-ledger.ts): requests per lease (0: off), admission window, idle close, decline backoff. */
+    lease: { requests: number; admitSeconds: number; idleCloseMs: number; declineBackoffMs: number };
   };
   /** Key vault KMS: an external one (url, token, keyId) when `url` is set, else the local master keys. */
   kms: {
@@ -211,6 +222,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       batchesInFlight: e.ECONOMICS_BATCHES_IN_FLIGHT,
       reservationTtlSeconds: e.RESERVATION_TTL_SECONDS,
       cacheDefaultTtlSeconds: e.CACHE_DEFAULT_TTL_SECONDS,
+      lease: {
+        requests: e.BUDGET_LEASE_REQUESTS,
+        admitSeconds: e.BUDGET_LEASE_ADMIT_SECONDS,
+        idleCloseMs: e.BUDGET_LEASE_IDLE_MS,
+        declineBackoffMs: e.BUDGET_LEASE_DECLINE_BACKOFF_MS,
+      },
     },
     kms: {
       masterKeys: e.SWITCHYARD_MASTER_KEYS,

@@ -93,6 +93,8 @@ export async function reserveForRequest(
       policy_id: input.plan.policy?.id ?? null,
       bucket: input.plan.bucket ?? null,
       domain: input.plan.domain === '' ? null : input.plan.domain,
+      // An id the caller chose must stay idempotent: its own reservation refuses a retry as a duplicate.
+      own_reservation: c.req.header('x-request-id') === input.requestId,
     });
     switch (answer.status) {
       case 'reserved':

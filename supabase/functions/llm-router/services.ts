@@ -12,6 +12,7 @@ import { bucketKey, planRoute, type RoutePlan, type RouteRequest } from '../_sha
 import { type QualitySignalSink, QualitySignalTracker } from '../_shared/router/quality-signals.ts';
 import type { ProviderKeySource } from '../_shared/router/provider-keys.ts';
 import { type BudgetLedger, createBatchedBudgetLedger } from '../_shared/economics/ledger.ts';
+import { LeasedBudgetLedger } from '../_shared/economics/lease-ledger.ts';
 
 export interface LlmRouterOptions {
   /** Provider keys: the key vault's resolver in production, anything with the same shape in tests. */
@@ -37,6 +38,24 @@ export interface RouterServices {
   spentBuckets: Map<string, number>;
 }
 
+/** The budget saga through group commit, with budget leases unless BUDGET_LEASE_REQUESTS is 0. */
+function createLedger(deps: AppDependencies): BudgetLedger {
+  const economics = deps.config.economics;
+  const flush = createBatchedBudgetLedger(deps.db, {
+    maxBatch: economics.batchMax,
+    maxInFlight: economics.batchesInFlight,
+  });
+  if (economics.lease.requests === 0) return flush;
+  return new LeasedBudgetLedger(deps.db, flush, deps.clock, deps.logger, {
+    holder: `isolate:${crypto.randomUUID()}`,
+    requestsPerLease: economics.lease.requests,
+    admitSeconds: economics.lease.admitSeconds,
+    ttlSeconds: economics.reservationTtlSeconds,
+    idleCloseMs: economics.lease.idleCloseMs,
+    declineBackoffMs: economics.lease.declineBackoffMs,
+  });
+}
+
 export function createRouterServices(deps: AppDependencies, options: LlmRouterOptions): RouterServices {
   const settings = deps.config.router;
   const random = options.random ?? Math.random;
@@ -54,10 +73,7 @@ export function createRouterServices(deps: AppDependencies, options: LlmRouterOp
     catalog: createCatalogCache(deps.db, deps.clock, settings.catalogTtlMs),
     health,
     random,
-    ledger: options.ledger ?? createBatchedBudgetLedger(deps.db, {
-      maxBatch: deps.config.economics.batchMax,
-      maxInFlight: deps.config.economics.batchesInFlight,
-    }),
+    ledger: options.ledger ?? createLedger(deps),
     reservationTtlSeconds: deps.config.economics.reservationTtlSeconds,
     dispatch: {
       keys: options.keys,

@@ -15,6 +15,12 @@ export interface ReserveRequest {
   bucket?: string | null;
   /** The request's x-switchyard-domain tag, remembered on the reservation for feedback. */
   domain?: string | null;
+  /**
+   * The caller chose the request id (x-request-id): the request gets its own
+   * reservation, whose primary key refuses a retry with the same id. Requests
+   * with an id the router generated may run under a budget lease instead.
+   */
+  own_reservation?: boolean;
 }
 
 export interface RateLimitStatus {
@@ -63,6 +69,29 @@ export interface Release {
 }
 
 export type ReleaseAnswer = { status: 'released' } | { status: 'duplicate'; reservation_status: string } | {
+  status: 'unknown';
+};
+
+/** A request admitted under a budget lease, settled against it (settle_leased_usage). */
+export interface LeasedSettlement extends Settlement {
+  lease_id: string;
+  user_id: string | null;
+  domain: string | null;
+}
+
+export type LeasedSettleAnswer =
+  | { status: 'settled'; overflow_usd_micros: number }
+  | { status: 'duplicate' }
+  | { status: 'lease_closed'; lease_status: string };
+
+/** Closing a lease: what is left goes back; requests and tokens the holder admitted count as used. */
+export interface LeaseClose {
+  lease_id: string;
+  requests_used: number;
+  tokens_used: number;
+}
+
+export type LeaseCloseAnswer = { status: 'closed' } | { status: 'duplicate'; lease_status?: string } | {
   status: 'unknown';
 };
 
@@ -120,18 +149,35 @@ export interface LedgerOptions {
   maxInFlight: number;
 }
 
+/** The per-request saga plus what budget leases settle and close, all through one flush queue. */
+export interface LedgerFlush extends BudgetLedger {
+  settleLeased(settlement: LeasedSettlement): Promise<LeasedSettleAnswer>;
+  closeLease(close: LeaseClose): Promise<LeaseCloseAnswer>;
+}
+
 type LedgerEntry =
   | { kind: 'reserve'; input: ReserveRequest }
   | { kind: 'settle'; input: Settlement }
-  | { kind: 'release'; input: Release };
-type LedgerAnswer = ReserveAnswer | SettleAnswer | ReleaseAnswer;
+  | { kind: 'release'; input: Release }
+  | { kind: 'settleLeased'; input: LeasedSettlement }
+  | { kind: 'closeLease'; input: LeaseClose };
+type LedgerAnswer = ReserveAnswer | SettleAnswer | ReleaseAnswer | LeasedSettleAnswer | LeaseCloseAnswer;
+
+interface FlushAnswers {
+  reserved: ReserveAnswer[];
+  settled: SettleAnswer[];
+  released: ReleaseAnswer[];
+  leased_settled: LeasedSettleAnswer[];
+  lease_closed: LeaseCloseAnswer[];
+}
 
 /**
- * The production ledger: reservations, settlements and releases queue up
- * together and go to `flush_ledger` in one transaction per flush (one round
- * trip, one lock on the tenant's counter row, one commit).
+ * The production ledger: reservations, settlements, releases and the leases'
+ * settlements and closes queue up together and go to `flush_ledger` in one
+ * transaction per flush (one round trip, one lock on the tenant's counter
+ * row, one commit).
  */
-export function createBatchedBudgetLedger(db: Database, options: LedgerOptions): BudgetLedger {
+export function createBatchedBudgetLedger(db: Database, options: LedgerOptions): LedgerFlush {
   const queue = new GroupCommitQueue<LedgerEntry, LedgerAnswer>(
     async (entries) => {
       const ofKind = <K extends LedgerEntry['kind']>(kind: K) =>
@@ -139,15 +185,19 @@ export function createBatchedBudgetLedger(db: Database, options: LedgerOptions):
           entry.input
         );
       const json = (inputs: unknown[]) => db.json(inputs as Parameters<typeof db.json>[0]);
-      const [row] = await db<
-        { answers: { reserved: ReserveAnswer[]; settled: SettleAnswer[]; released: ReleaseAnswer[] } }[]
-      >`
-        select public.flush_ledger(${json(ofKind('reserve'))}, ${json(ofKind('settle'))}, ${
-        json(ofKind('release'))
-      }) as answers`;
+      const [row] = await db<{ answers: FlushAnswers }[]>`
+        select public.flush_ledger(${json(ofKind('reserve'))}, ${json(ofKind('settle'))}, ${json(ofKind('release'))}, ${
+        json(ofKind('settleLeased'))
+      }, ${json(ofKind('closeLease'))}) as answers`;
       // Answers come back per kind, in input order: hand them out in queue order.
-      const next = { reserve: 0, settle: 0, release: 0 };
-      const byKind = { reserve: row.answers.reserved, settle: row.answers.settled, release: row.answers.released };
+      const next = { reserve: 0, settle: 0, release: 0, settleLeased: 0, closeLease: 0 };
+      const byKind: Record<LedgerEntry['kind'], LedgerAnswer[]> = {
+        reserve: row.answers.reserved,
+        settle: row.answers.settled,
+        release: row.answers.released,
+        settleLeased: row.answers.leased_settled,
+        closeLease: row.answers.lease_closed,
+      };
       return entries.map((entry) => byKind[entry.kind][next[entry.kind]++]);
     },
     options.maxBatch,
@@ -157,5 +207,7 @@ export function createBatchedBudgetLedger(db: Database, options: LedgerOptions):
     reserve: (input) => queue.submit({ kind: 'reserve', input }) as Promise<ReserveAnswer>,
     settle: (input) => queue.submit({ kind: 'settle', input }) as Promise<SettleAnswer>,
     release: (input) => queue.submit({ kind: 'release', input }) as Promise<ReleaseAnswer>,
+    settleLeased: (input) => queue.submit({ kind: 'settleLeased', input }) as Promise<LeasedSettleAnswer>,
+    closeLease: (input) => queue.submit({ kind: 'closeLease', input }) as Promise<LeaseCloseAnswer>,
   };
 }
