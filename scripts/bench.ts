@@ -28,7 +28,14 @@ const asJson = flag('json');
 const connections = Math.min(option('connections', 32), 256);
 const duration = Math.min(option('duration', 10), 120);
 const sweep = flag('sweep');
-const allScenarios = ['upstream', 'passthrough', 'router', 'router-stream', 'router-cache-hit'] as const;
+const allScenarios = [
+  'upstream',
+  'passthrough',
+  'router',
+  'router-exact',
+  'router-stream',
+  'router-cache-hit',
+] as const;
 type ScenarioName = (typeof allScenarios)[number];
 const textOption = (name: string) => {
   const index = args.indexOf(`--${name}`);
@@ -215,14 +222,26 @@ try {
   await sql`insert into public.budgets (tenant_id, scope, unit, period, limit_amount) values (${tenant.id}, 'tenant', 'usd_micros', 'month', 1000000000000)`;
   await sql`insert into public.rate_limits (tenant_id, requests_per_minute, tokens_per_minute) values (${tenant.id}, 100000000, 1000000000)`;
 
-  const routerProcess = await denoRun('scripts/bench/router-server.ts', {
-    BENCH_PORT: String(routerPort),
+  const routerEnv = {
     BENCH_PROVIDER_KEY: 'bench-upstream-key',
     SUPABASE_DB_URL: dbUrl,
     SUPABASE_JWT_SECRET: secrets.jwtSecret,
     SUPABASE_ANON_KEY: secrets.anonKey,
     LOG_LEVEL: 'warn',
+  };
+  const routerProcess = await denoRun('scripts/bench/router-server.ts', {
+    ...routerEnv,
+    BENCH_PORT: String(routerPort),
   }, cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProfileDir)}`] : []);
+  // router-exact: the same router with budget leases off, every request reserving on its own.
+  const exactPort = await freePort();
+  const exactProcess = selected.has('router-exact')
+    ? await denoRun('scripts/bench/router-server.ts', {
+      ...routerEnv,
+      BENCH_PORT: String(exactPort),
+      BUDGET_LEASE_REQUESTS: '0',
+    })
+    : undefined;
 
   const body = JSON.stringify({
     model: 'bench-model',
@@ -249,6 +268,7 @@ try {
       headers: { 'content-type': 'application/json' },
     },
     router: { url: routerUrl, headers: routerHeaders },
+    exact: { url: `http://127.0.0.1:${exactPort}/functions/v1/llm-router/v1/chat/completions`, headers: routerHeaders },
     // The same request with the cache on: after the warm-up stored it, every call is a hit.
     cached: { url: routerUrl, headers: { ...routerHeaders, 'x-switchyard-cache': '600' } },
   };
@@ -276,11 +296,17 @@ try {
   ) => {
     await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2).then(
       (warm) => {
-        if (scenario === 'router' || scenario === 'cached') routerSuccesses += warm.ok;
+        if (scenario === 'router' || scenario === 'cached' || scenario === 'exact') routerSuccesses += warm.ok;
       },
     );
-    const isRouter = scenario === 'router' || scenario === 'cached';
-    const proxyPid = isRouter ? routerProcess.pid : scenario === 'passthrough' ? passthroughProcess.pid : undefined;
+    const isRouter = scenario === 'router' || scenario === 'cached' || scenario === 'exact';
+    const proxyPid = scenario === 'exact'
+      ? exactProcess?.pid
+      : isRouter
+      ? routerProcess.pid
+      : scenario === 'passthrough'
+      ? passthroughProcess.pid
+      : undefined;
     const before = await cpuSnapshot(proxyPid, isRouter);
     const result = await load(label, targets[scenario].url, targets[scenario].headers, requestBody, conns, seconds);
     const after = await cpuSnapshot(proxyPid, isRouter);
@@ -308,6 +334,7 @@ try {
   if (selected.has('upstream')) results.push(await run('upstream', connections, duration));
   results.push(await run('passthrough', connections, duration));
   if (selected.has('router')) results.push(await run('router', connections, duration));
+  if (selected.has('router-exact')) results.push(await run('exact', connections, duration, body, 'router-exact'));
   if (selected.has('router-stream')) {
     const streamed = await run('router', connections, duration, streamBody, 'router-stream');
     const sample = await streamSample(targets.router.url, routerHeaders, streamBody, 50);
@@ -365,6 +392,8 @@ try {
   // Without the router scenario, the ratio is taken against the first router-* scenario run (none: no ratio).
   const router = results.find((result) => result.scenario === 'router') ??
     results.find((result) => result.scenario.startsWith('router'));
+  const exact = results.find((result) => result.scenario === 'router-exact');
+  const leased = results.find((result) => result.scenario === 'router');
   const report = {
     date: new Date().toISOString(),
     machine: {
@@ -393,6 +422,17 @@ try {
         proxy_cpu_ratio: router.cpu_ms_per_request && passthrough.cpu_ms_per_request
           ? Math.round((router.cpu_ms_per_request.proxy / passthrough.cpu_ms_per_request.proxy) * 100) / 100
           : null,
+      }
+      : null,
+    // Budget leases on (router) against off (router-exact, a request per reservation), same run.
+    leases_vs_exact: exact && leased
+      ? {
+        throughput_ratio: Math.round((leased.requests_per_second / exact.requests_per_second) * 100) / 100,
+        p50_ms: { leases: leased.latency_ms.p50, exact: exact.latency_ms.p50 },
+        database_cpu_ms_per_request: {
+          leases: leased.cpu_ms_per_request?.database ?? null,
+          exact: exact.cpu_ms_per_request?.database ?? null,
+        },
       }
       : null,
     conservation: {
@@ -431,6 +471,14 @@ try {
         ratio.proxy_cpu_ratio ?? 'n/a'
       } x the pass-through's`
       : 'no router scenario ran: no ratio',
+    ...(report.leases_vs_exact
+      ? [
+        '',
+        `budget leases: router / router-exact throughput **${report.leases_vs_exact.throughput_ratio}** (p50 ${report.leases_vs_exact.p50_ms.leases} against ${report.leases_vs_exact.p50_ms.exact} ms; database CPU ${
+          report.leases_vs_exact.database_cpu_ms_per_request.leases ?? 'n/a'
+        } against ${report.leases_vs_exact.database_cpu_ms_per_request.exact ?? 'n/a'} ms/req)`,
+      ]
+      : []),
     '',
     `conservation: ${report.conservation.invariant_violations} invariant violations; ${report.conservation.usage_records} usage records (${report.conservation.successful_router_requests_counted} successes counted by autocannon); ${report.conservation.lost_usage_records} lost usage records; ${report.conservation.open_reservations} open reservations; reserved after the run: ${report.conservation.reserved_after} → ${
       report.conservation.holds ? 'HOLDS' : 'BROKEN'
