@@ -90,6 +90,14 @@ async function state(tenantId: string) {
   return row;
 }
 
+/** Requests the tenant's rate limit counted this minute. */
+async function rateWindowRequests(tenantId: string): Promise<number> {
+  const [window] = await sql<{ requests: number }[]>`
+    select w.requests from public.rate_limit_windows w join public.rate_limits l on l.id = w.rate_limit_id
+    where l.tenant_id = ${tenantId}`;
+  return window.requests;
+}
+
 async function invariantViolations(tenantId: string) {
   return await sql`
     select v.* from public.usage_invariant_violations() v join public.budgets b on b.id = v.budget_id where b.tenant_id = ${tenantId}`;
@@ -129,10 +137,7 @@ describe('budget leases (ledger against the real SQL)', () => {
 
     await ledger.close();
     expect(await state(tenantId)).toMatchObject({ spent: 8 * 50 + 28, reserved: 0, open: 0, cost: 8 * 50 + 28 });
-    const [window] = await sql<{ requests: number }[]>`
-      select w.requests from public.rate_limit_windows w join public.rate_limits l on l.id = w.rate_limit_id
-      where l.tenant_id = ${tenantId}`;
-    expect(window.requests).toBe(8);
+    expect(await rateWindowRequests(tenantId)).toBe(8);
     expect(await invariantViolations(tenantId)).toEqual([]);
   });
 
@@ -195,10 +200,7 @@ describe('budget leases (ledger against the real SQL)', () => {
     for (const r of requests.slice(1)) await ledger.settle(settlement(r.request_id));
     await ledger.close();
     expect(await state(tenantId)).toMatchObject({ spent: 2 * estimate.usd, reserved: 0, open: 0, records: 2 });
-    const [window] = await sql<{ requests: number }[]>`
-      select w.requests from public.rate_limit_windows w join public.rate_limits l on l.id = w.rate_limit_id
-      where l.tenant_id = ${tenantId}`;
-    expect(window.requests).toBe(3);
+    expect(await rateWindowRequests(tenantId)).toBe(3);
     expect(await invariantViolations(tenantId)).toEqual([]);
   });
 
