@@ -2,7 +2,11 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../supabase/functions/_shared/clock.ts';
 import { createBatchedBudgetLedger, type ReserveRequest } from '../../supabase/functions/_shared/economics/ledger.ts';
-import { LeasedBudgetLedger, type LeaseOptions } from '../../supabase/functions/_shared/economics/lease-ledger.ts';
+import {
+  closeLeasesOnUnload,
+  LeasedBudgetLedger,
+  type LeaseOptions,
+} from '../../supabase/functions/_shared/economics/lease-ledger.ts';
 import { createJsonLogger } from '../../supabase/functions/_shared/logger.ts';
 import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
 import { createCatalogFixture } from '../helpers/catalog.ts';
@@ -226,6 +230,20 @@ describe('budget leases (ledger against the real SQL)', () => {
     await idle.close();
     expect(await state(tenantId)).toMatchObject({ open: 0, reserved: 0, records: 3, spent: 3 * estimate.usd });
     expect(await invariantViolations(tenantId)).toEqual([]);
+  });
+
+  it('gives its leases back when the runtime announces the isolate is stopping (beforeunload)', async () => {
+    const tenantId = await tenantWith(1_000_000);
+    const ledger = isolate();
+    const runtime = new EventTarget();
+    closeLeasesOnUnload(ledger, runtime);
+    const first = request(tenantId);
+    await ledger.reserve(first);
+    await ledger.settle(settlement(first.request_id));
+    expect((await state(tenantId)).open).toBe(1);
+    runtime.dispatchEvent(new Event('beforeunload'));
+    expect(await eventually(async () => (await state(tenantId)).open === 0)).toBe(true);
+    expect(await state(tenantId)).toMatchObject({ reserved: 0, spent: estimate.usd, records: 1 });
   });
 });
 

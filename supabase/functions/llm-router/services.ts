@@ -39,7 +39,7 @@ export interface RouterServices {
 }
 
 /** The budget saga through group commit, with budget leases unless BUDGET_LEASE_REQUESTS is 0. */
-function createLedger(deps: AppDependencies): BudgetLedger {
+export function createRouterLedger(deps: AppDependencies): BudgetLedger | LeasedBudgetLedger {
   const economics = deps.config.economics;
   const flush = createBatchedBudgetLedger(deps.db, {
     maxBatch: economics.batchMax,
@@ -73,7 +73,7 @@ export function createRouterServices(deps: AppDependencies, options: LlmRouterOp
     catalog: createCatalogCache(deps.db, deps.clock, settings.catalogTtlMs),
     health,
     random,
-    ledger: options.ledger ?? createLedger(deps),
+    ledger: options.ledger ?? createRouterLedger(deps),
     reservationTtlSeconds: deps.config.economics.reservationTtlSeconds,
     dispatch: {
       keys: options.keys,

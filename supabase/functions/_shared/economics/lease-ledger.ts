@@ -318,3 +318,13 @@ export class LeasedBudgetLedger implements BudgetLedger {
     for (const lease of this.retired) this.closeIfDone(lease);
   }
 }
+
+/**
+ * Closes the ledger's leases when the runtime is about to stop the isolate
+ * (Supabase Edge Runtime dispatches `beforeunload`), so an isolate that is
+ * shut down gives its slices back instead of leaving them to the reaper. Best
+ * effort: the listener cannot hold the isolate open.
+ */
+export function closeLeasesOnUnload(ledger: LeasedBudgetLedger, target: EventTarget = globalThis): void {
+  target.addEventListener('beforeunload', () => void ledger.close(2000));
+}
