@@ -38,12 +38,13 @@ interface Lease {
   usd: number;
   tokens: number;
   requests: number;
+  /** Requests granted; every admission counts as used (a released request stays counted, like a reservation). */
+  requestsGranted: number;
   rateLimit: RateLimitStatus | null;
   admitUntil: number;
   lastAdmitAt: number;
   /** Admitted and not yet settled or released. */
   outstanding: number;
-  requestsUsed: number;
   tokensUsed: number;
   /** No more admissions; closed once nothing is outstanding. */
   retired: boolean;
@@ -194,7 +195,6 @@ export class LeasedBudgetLedger implements BudgetLedger {
     lease.tokens -= request.tokens;
     lease.requests -= 1;
     lease.outstanding += 1;
-    lease.requestsUsed += 1;
     lease.tokensUsed += request.tokens;
     lease.lastAdmitAt = this.now();
     this.admitted.set(request.request_id, {
@@ -257,12 +257,12 @@ export class LeasedBudgetLedger implements BudgetLedger {
       usd: asked.usd_micros,
       tokens: asked.tokens,
       requests: size,
+      requestsGranted: size,
       rateLimit: answer.rate_limit,
       // Measured from before the call: the database's clock started the admission window then at the latest.
       admitUntil: startedAt + Number(answer.admit_seconds) * 1000,
       lastAdmitAt: this.now(),
       outstanding: 0,
-      requestsUsed: 0,
       tokensUsed: 0,
       retired: false,
       closing: false,
@@ -297,7 +297,7 @@ export class LeasedBudgetLedger implements BudgetLedger {
     try {
       const answer = await this.flush.closeLease({
         lease_id: lease.id,
-        requests_used: lease.requestsUsed,
+        requests_used: lease.requestsGranted - lease.requests,
         tokens_used: lease.tokensUsed,
       });
       if (answer.status !== 'closed') this.logger.warn('lease_close_not_applied', { status: answer.status });

@@ -4,7 +4,7 @@ import { UpstreamFailureError } from '../providers/errors.ts';
 import type { UpstreamError } from '../providers/types.ts';
 import type { ProviderHealthTracker } from './health.ts';
 import type { RouteCandidate, RoutePlan } from './plan.ts';
-import type { QualitySignalSink } from './quality-signals.ts';
+import { type QualitySignalSink, signalOf } from './quality-signals.ts';
 import type { ProviderKeySource } from './provider-keys.ts';
 import { ClientAbortedError } from './upstream.ts';
 
@@ -125,13 +125,7 @@ export async function dispatch<T>(
           deps.now() - started,
           upstream.code,
         );
-        deps.signals?.record({
-          tenantId,
-          domain: plan.domain,
-          providerId: candidate.provider.id,
-          upstreamModel: candidate.model.upstreamModel,
-          outcome: upstream.status === 504 ? 'timeout' : 'error',
-        });
+        deps.signals?.record(signalOf(tenantId, plan, candidate, upstream.status === 504 ? 'timeout' : 'error'));
         if (!upstream.retryable || retry === candidate.provider.maxRetries) break;
         if (upstream.retryAfterMs !== undefined && upstream.retryAfterMs > deps.retry.maxRetryAfterMs) break;
         await deps.sleep(retryDelayMs(retry, upstream, deps.retry, deps.random), clientSignal);

@@ -282,8 +282,9 @@ export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, opti
     return options.isCoolingDown(candidate.provider.id, candidate.model.upstreamModel) ||
       until.some((date) => date.getTime() > options.now.getTime());
   };
-  let healthy = fitting.filter((candidate) => !coolingDown(candidate));
-  const cooling = fitting.filter((candidate) => coolingDown(candidate));
+  let healthy: RouteCandidate[] = [];
+  const cooling: RouteCandidate[] = [];
+  for (const candidate of fitting) (coolingDown(candidate) ? cooling : healthy).push(candidate);
   if (cooling.length > 0) reason += `:cooling_down=${cooling.map((c) => c.provider.slug).join(',')}`;
 
   // The guard: a model with evidence below min_reputation is skipped while another candidate exists.
@@ -294,12 +295,11 @@ export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, opti
       const record = reputationRecordOf(snapshot, request, candidate.model);
       return record !== undefined && record.score < minimum;
     };
-    guarded = healthy.filter(below);
-    if (guarded.length > 0 && guarded.length < healthy.length) {
-      healthy = healthy.filter((candidate) => !below(candidate));
+    const passing = healthy.filter((candidate) => !below(candidate));
+    if (passing.length > 0 && passing.length < healthy.length) {
+      guarded = healthy.filter((candidate) => !passing.includes(candidate));
+      healthy = passing;
       reason += `:below_min_reputation=${guarded.map((c) => c.provider.slug).join(',')}`;
-    } else {
-      guarded = [];
     }
   }
 

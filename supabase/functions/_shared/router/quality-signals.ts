@@ -2,6 +2,7 @@ import type { Clock } from '../clock.ts';
 import { PeriodicFlush } from './periodic-flush.ts';
 import type { Database } from '../db.ts';
 import type { Logger } from '../logger.ts';
+import type { RouteCandidate, RoutePlan } from './plan.ts';
 
 /** What one request taught about the model that served (or failed) it. */
 export type QualityOutcome = 'ok' | 'error' | 'timeout' | 'refusal' | 'invalid_json';
@@ -13,6 +14,17 @@ export interface QualitySignal {
   providerId: string;
   upstreamModel: string;
   outcome: QualityOutcome;
+}
+
+/** The signal of one attempt of a planned request on one candidate. */
+export function signalOf(tenantId: string, plan: RoutePlan, candidate: RouteCandidate, outcome: QualityOutcome) {
+  return {
+    tenantId,
+    domain: plan.domain,
+    providerId: candidate.provider.id,
+    upstreamModel: candidate.model.upstreamModel,
+    outcome,
+  } satisfies QualitySignal;
 }
 
 /** Where the router reports outcomes; the tracker below, or anything with the same shape in tests. */

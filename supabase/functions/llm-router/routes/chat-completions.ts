@@ -7,8 +7,8 @@ import { RequestMappingError } from '../../_shared/providers/errors.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
 import type { ModelCapability } from '../../_shared/router/catalog.ts';
 import { dispatch } from '../../_shared/router/dispatch.ts';
-import type { RouteCandidate, RoutePlan, RouteRequest } from '../../_shared/router/plan.ts';
-import { isInvalidJson, isRefusal, type QualityOutcome } from '../../_shared/router/quality-signals.ts';
+import type { RouteRequest } from '../../_shared/router/plan.ts';
+import { isInvalidJson, isRefusal, type QualityOutcome, signalOf } from '../../_shared/router/quality-signals.ts';
 import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
 import { planAndReserve, releaseRequest, settleRequest } from '../accounting.ts';
 import { exchangeJson } from '../../_shared/router/upstream.ts';
@@ -47,22 +47,6 @@ function answerOutcome(request: ChatCompletionRequest, response: ChatCompletionR
   const jsonMode = request.response_format !== undefined && request.response_format.type !== 'text';
   if (jsonMode && isInvalidJson(choice.message.content)) return 'invalid_json';
   return 'ok';
-}
-
-function recordAnswerQuality(
-  services: RouterServices,
-  tenantId: string,
-  plan: RoutePlan,
-  candidate: RouteCandidate,
-  outcome: QualityOutcome,
-): void {
-  services.signals.record({
-    tenantId,
-    domain: plan.domain,
-    providerId: candidate.provider.id,
-    upstreamModel: candidate.model.upstreamModel,
-    outcome,
-  });
 }
 
 export function chatCompletionRoutes(services: RouterServices) {
@@ -131,7 +115,7 @@ export function chatCompletionRoutes(services: RouterServices) {
               signal,
             ),
         );
-        recordAnswerQuality(services, tenant.tenantId, plan, result.value.candidate, 'ok');
+        services.signals.record(signalOf(tenant.tenantId, plan, result.value.candidate, 'ok'));
         setRouteHeaders(c, plan, result);
         // From here the stream owns the reservation: it settles what was produced.
         return streamResponse(c, services, result.value, (outcome) =>
@@ -166,7 +150,7 @@ export function chatCompletionRoutes(services: RouterServices) {
         },
       );
       const response: ChatCompletionResponse = result.value;
-      recordAnswerQuality(services, tenant.tenantId, plan, result.candidate, answerOutcome(effective, response));
+      services.signals.record(signalOf(tenant.tenantId, plan, result.candidate, answerOutcome(effective, response)));
       await settleRequest(services, requestId, {
         model: result.candidate.model,
         provider: result.candidate.provider.slug,
