@@ -48,7 +48,15 @@ let worker: ChildProcess | undefined;
 if (process.env.START_WORKER !== 'false') {
   worker = spawn(bin('tsx'), [path.join(repoRoot, 'scripts', 'worker.ts'), '--interval', '5'], {
     cwd: repoRoot,
-    env: { ...process.env, SWITCHYARD_STATE_DIR: stateDir, DATABASE_URL: stack.dbUrl },
+    // This stack's URLs and keys, whatever the shell exported for another project.
+    env: {
+      ...process.env,
+      SWITCHYARD_STATE_DIR: stateDir,
+      DATABASE_URL: stack.dbUrl,
+      FUNCTIONS_URL: stack.functionsUrl,
+      SERVICE_ROLE_KEY: secrets.serviceRoleKey,
+      JOB_TOKEN: secrets.jobToken,
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
 }

@@ -11,22 +11,32 @@
 // FUNCTIONS_URL, SERVICE_ROLE_KEY, JOB_TOKEN (one of the functions'
 // JOB_TOKENS), else the local stack's; without them HTTP tasks are skipped
 // (logged). Stops on Ctrl-C / SIGTERM after the current run.
+import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import {
+  runScheduledSqlTask,
+  type ScheduleStatus,
+  scheduleStatus,
+} from '../supabase/functions/_shared/schedules/runs.ts';
 import { localStackStatus } from './lib/local-status.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string) => {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
-};
-const intervalSeconds = Number(option('--interval') ?? 5);
+let parsed;
+try {
+  parsed = parseArgs({
+    options: { interval: { type: 'string', default: '5' }, once: { type: 'boolean' }, task: { type: 'string' } },
+  }).values;
+} catch (error) {
+  console.error(`worker: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+}
+const intervalSeconds = Number(parsed.interval);
 if (!Number.isFinite(intervalSeconds) || intervalSeconds <= 0 || intervalSeconds > 3600) {
   console.error('worker: --interval must be a number of seconds between 0 and 3600');
   process.exit(2);
 }
-const once = args.includes('--once');
-const only = option('--task')?.split(',').map((name) => name.trim()).filter(Boolean);
-if (args.includes('--task') && (!only || only.length === 0)) {
+const once = parsed.once === true;
+const only = parsed.task?.split(',').map((name) => name.trim()).filter(Boolean);
+if (parsed.task !== undefined && (!only || only.length === 0)) {
   console.error('worker: --task needs schedule names (comma-separated)');
   process.exit(2);
 }
@@ -55,17 +65,9 @@ const sql = postgres(databaseUrl, {
 const stop = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
 
-interface Schedule {
-  name: string;
-  kind: 'sql' | 'http';
-  http_path: string | null;
-  enabled: boolean;
-  due: boolean;
-}
-
 const [found] = await sql<{ pg_cron: boolean }[]>`
   select exists (select 1 from pg_extension where extname = 'pg_cron') as pg_cron`;
-const known = await sql<Schedule[]>`select name, kind, http_path, enabled, due from public.schedule_status()`;
+const known = await scheduleStatus(sql);
 const unknown = (only ?? []).filter((name) => !known.some((schedule) => schedule.name === name));
 if (unknown.length > 0) {
   console.error(`worker: no schedule named ${unknown.join(', ')} (known: ${known.map((s) => s.name).join(', ')})`);
@@ -84,11 +86,9 @@ log('info', 'maintenance_worker_started', {
 });
 
 /** Runs one schedule; true when it succeeded (or was skipped for want of HTTP credentials). */
-async function runSchedule(schedule: Schedule): Promise<boolean> {
+async function runSchedule(schedule: ScheduleStatus): Promise<boolean> {
   if (schedule.kind === 'sql') {
-    const [row] = await sql<{ outcome: { run_id: number; outcome: string; error?: string; result?: unknown } }[]>`
-      select public.run_scheduled_task(${schedule.name}, 'worker') as outcome`;
-    const { outcome } = row;
+    const outcome = await runScheduledSqlTask(sql, schedule.name, 'worker');
     if (outcome.outcome === 'ok') {
       log('info', 'scheduled_task_ran', { name: schedule.name, run_id: outcome.run_id, result: outcome.result });
     } else log('error', 'scheduled_task_failed', { name: schedule.name, run_id: outcome.run_id, error: outcome.error });
@@ -127,7 +127,12 @@ async function runSchedule(schedule: Schedule): Promise<boolean> {
 let failures = 0;
 while (!stop.signal.aborted) {
   let failed = false;
-  const schedules = await sql<Schedule[]>`select name, kind, http_path, enabled, due from public.schedule_status()`;
+  // A lost connection is one failed tick (backing off), not the end of the worker.
+  const schedules = await scheduleStatus(sql).catch((error) => {
+    failed = true;
+    log('error', 'schedule_status_failed', { message: error instanceof Error ? error.message : String(error) });
+    return [];
+  });
   for (const schedule of schedules) {
     if (stop.signal.aborted) break;
     const selected = only ? only.includes(schedule.name) : schedule.enabled;

@@ -71,8 +71,8 @@ declare
   v_short text;
   v_admit_until timestamptz;
 begin
-  -- Like a reservation, a lease matters only through the settlements that follow it, which are durable.
-  perform pg_catalog.set_config('synchronous_commit', 'off', true);
+  -- Durable, unlike reserve_budgets on its own: the router serves requests on a granted lease
+  -- before anything settles, and a lease lost in a crash would take their usage records with it.
   if pg_catalog.jsonb_typeof(p_leases) <> 'array' then
     raise exception 'acquire_budget_leases takes a JSON array' using errcode = 'invalid_parameter_value';
   end if;
@@ -460,7 +460,20 @@ grant execute on function public.close_budget_leases(jsonb) to service_role;
 
 -- One round trip per flush, now with the lease settlements and closes:
 -- settlements of both kinds first, then closes and releases (they free room),
--- then reservations. Durable when anything was settled.
+-- then reservations.
+--
+-- Every lock the flush needs is taken first, in the saga's one global order:
+-- reservation and lease rows, then counter rows, then rate limits, each sorted.
+-- Each step locks its own rows in that order, but steps run one after another:
+-- a settlement held the tenant counter while the reservation after it waited
+-- for a model counter that another isolate's flush held while waiting for the
+-- tenant counter (a deadlock, test/integration/budget-leases.test.ts). Taken
+-- up front, the steps' own locks find them held.
+--
+-- Always durable: the router calls upstream as soon as a reservation answers,
+-- so a reservation lost in a crash would turn its settle into "unknown" and
+-- lose the usage record of an answered request (reserve_budgets alone still
+-- asks for an asynchronous commit; this overrides it).
 drop function public.flush_ledger(jsonb, jsonb, jsonb);
 create function public.flush_ledger(
   p_reservations jsonb,
@@ -472,8 +485,12 @@ create function public.flush_ledger(
 returns jsonb
 language plpgsql
 set search_path = ''
+set enable_seqscan = off
 as $$
 declare
+  v_now timestamptz := pg_catalog.now();
+  v_ids text[];
+  v_tenants uuid[];
   v_settled jsonb := '[]'::jsonb;
   v_leased jsonb := '[]'::jsonb;
   v_closed jsonb := '[]'::jsonb;
@@ -485,6 +502,42 @@ begin
      or pg_catalog.jsonb_typeof(p_lease_closes) <> 'array' then
     raise exception 'flush_ledger takes JSON arrays' using errcode = 'invalid_parameter_value';
   end if;
+
+  v_ids := array(
+    select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_settlements || p_releases) x
+    union
+    select x.value ->> 'lease_id' from pg_catalog.jsonb_array_elements(p_leased_settlements || p_lease_closes) x);
+  v_tenants := array(select distinct (r.value ->> 'tenant_id')::uuid from pg_catalog.jsonb_array_elements(p_reservations) r);
+  -- The reserving tenants' counters of this window exist before they are locked (as in reserve_budgets).
+  insert into public.usage_counters (budget_id, window_start, limit_amount)
+  select b.id, private.budget_window_start(b.period, v_now), b.limit_amount
+  from public.budgets b
+  where b.enabled and b.tenant_id = any (v_tenants)
+  order by b.id
+  on conflict (budget_id, window_start) do nothing;
+  perform 1 from public.budget_reservations r where r.request_id = any (v_ids) order by r.request_id for update;
+  perform 1
+  from public.usage_counters c
+  where (c.budget_id, c.window_start) in (
+    select (i.value ->> 'budget_id')::uuid, (i.value ->> 'window_start')::timestamptz
+    from public.budget_reservations r, pg_catalog.jsonb_array_elements(r.items) i
+    where r.request_id = any (v_ids) and r.status = 'reserved'
+    union
+    select b.id, private.budget_window_start(b.period, v_now)
+    from public.budgets b
+    where b.enabled and b.tenant_id = any (v_tenants))
+  order by c.budget_id, c.window_start
+  for update of c;
+  perform 1
+  from public.rate_limits l
+  where l.tenant_id = any (v_tenants)
+     or l.id in (
+       select (i.value ->> 'rate_limit_id')::uuid
+       from public.budget_leases bl, pg_catalog.jsonb_array_elements(bl.rate_items) i
+       where bl.reservation_id = any (v_ids))
+  order by l.id
+  for update of l;
+
   if pg_catalog.jsonb_array_length(p_settlements) > 0 then
     v_settled := public.settle_budgets(p_settlements);
   end if;
@@ -500,14 +553,12 @@ begin
   if pg_catalog.jsonb_array_length(p_reservations) > 0 then
     v_reserved := public.reserve_budgets(p_reservations);
   end if;
-  perform pg_catalog.set_config('synchronous_commit',
-    case when pg_catalog.jsonb_array_length(p_settlements) + pg_catalog.jsonb_array_length(p_leased_settlements) > 0
-      then 'on' else 'off' end, true);
+  perform pg_catalog.set_config('synchronous_commit', 'on', true);
   return pg_catalog.jsonb_build_object('reserved', v_reserved, 'settled', v_settled, 'released', v_released,
     'leased_settled', v_leased, 'lease_closed', v_closed);
 end
 $$;
 comment on function public.flush_ledger(jsonb, jsonb, jsonb, jsonb, jsonb) is
-  'Settles (per-request and leased), closes leases, releases, then reserves, in one transaction: answers per kind in input order; durable commit when anything was settled.';
+  'Locks everything a flush touches in the global order, then settles (per-request and leased), closes leases, releases and reserves in one durable transaction: answers per kind in input order.';
 revoke execute on function public.flush_ledger(jsonb, jsonb, jsonb, jsonb, jsonb) from public, anon, authenticated;
 grant execute on function public.flush_ledger(jsonb, jsonb, jsonb, jsonb, jsonb) to service_role;

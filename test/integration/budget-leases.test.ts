@@ -302,3 +302,71 @@ describe('budget leases through the router', () => {
     expect(await invariantViolations(tenantId)).toEqual([]);
   });
 });
+
+interface FlushAnswers {
+  settled: { status: string }[];
+  reserved: { status: string }[];
+}
+
+describe('flush_ledger lock order', () => {
+  // Two isolates' flushes of one tenant with a model budget (id sorting first) and a tenant
+  // budget. Flush B settles a model request (both counters); flush A settles a request of
+  // another model (tenant counter only) and reserves one of the model. A third session holds
+  // the model counter so that B queues for it first and A second: a flush that locked its
+  // settlement's counters before its reservation's would then hold the tenant counter while
+  // waiting for the model one, and B the reverse (a deadlock, SQLSTATE 40P01).
+  it('takes every lock of a flush in one global order, so concurrent flushes queue instead of deadlocking', async () => {
+    const tenantId = await createTenant('Lock order');
+    const modelBudget = `0000${crypto.randomUUID().slice(4)}`;
+    const tenantBudget = `ffff${crypto.randomUUID().slice(4)}`;
+    await sql`insert into public.budgets (id, tenant_id, scope, model_alias, unit, period, limit_amount) values
+              (${modelBudget}, ${tenantId}, 'model', 'lock-m', 'usd_micros', 'total', 1000000),
+              (${tenantBudget}, ${tenantId}, 'tenant', null, 'usd_micros', 'total', 1000000)`;
+    const reserve = (id: string, model: string) => ({
+      request_id: id,
+      tenant_id: tenantId,
+      model_alias: model,
+      usd_micros: 100,
+      tokens: 10,
+      ttl_seconds: 600,
+    });
+    const [otherModel, lockModel, later] = ['other', 'model', 'later'].map((name) => `${name}-${crypto.randomUUID()}`);
+    await sql`select public.reserve_budgets(${
+      sql.json([reserve(otherModel, 'lock-o'), reserve(lockModel, 'lock-m')])
+    })`;
+
+    const pool = postgres(stack.dbUrl, { max: 3, onnotice: () => {} });
+    pools.push(pool);
+    const [holder, first, second] = await Promise.all([pool.reserve(), pool.reserve(), pool.reserve()]);
+    const pidOf = async (connection: postgres.ReservedSql) =>
+      (await connection<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid;
+    const waitUntilBlocked = async (pid: number) =>
+      await eventually(async () =>
+        (await sql<{ waiting: boolean }[]>`
+          select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = ${pid}`)[0]?.waiting === true
+      );
+    const [firstPid, secondPid] = [await pidOf(first), await pidOf(second)];
+    try {
+      await holder.unsafe('begin');
+      await holder`select 1 from public.usage_counters where budget_id = ${modelBudget} for update`;
+      // postgres.js sends a query when it is awaited or executed: these start now and block.
+      const flushB = first<{ answers: FlushAnswers }[]>`
+        select public.flush_ledger('[]', ${sql.json([settlement(lockModel)])}, '[]') as answers`.execute();
+      expect(await waitUntilBlocked(firstPid)).toBe(true);
+      const flushA = second<{ answers: FlushAnswers }[]>`
+        select public.flush_ledger(${sql.json([reserve(later, 'lock-m')])}, ${sql.json([settlement(otherModel)])}, '[]')
+          as answers`.execute();
+      expect(await waitUntilBlocked(secondPid)).toBe(true);
+      await holder.unsafe('commit');
+      const [b, a] = await Promise.all([flushB, flushA]);
+      expect(b[0].answers.settled).toEqual([expect.objectContaining({ status: 'settled' })]);
+      expect(a[0].answers.settled).toEqual([expect.objectContaining({ status: 'settled' })]);
+      expect(a[0].answers.reserved).toEqual([expect.objectContaining({ status: 'reserved' })]);
+    } finally {
+      holder.release();
+      first.release();
+      second.release();
+    }
+    expect(await invariantViolations(tenantId)).toEqual([]);
+  });
+});

@@ -1,9 +1,9 @@
--- The set-based reserve and settle (migration 004500) answer and write exactly
+-- The set-based reserve and settle (migration 20261123007100) answer and write exactly
 -- what the request-by-request path does: each batch below runs through the
 -- in-order function in a savepoint, its answers and resulting state are kept,
 -- the savepoint is rolled back, and the public function must match.
 begin;
-select plan(23);
+select plan(25);
 
 insert into public.tenants (id, name, slug) values
   ('eeeeeeee-0000-0000-0000-000000000041', 'Fast path', 'fast-path');
@@ -73,6 +73,10 @@ select is((select reservations from fast_path_state), :'expected_reservations'::
 select is((select jsonb_agg(jsonb_build_array(u.request_id, u.cost_usd_micros, u.overflow_usd_micros, u.prompt_tokens) order by u.request_id)
            from public.usage_records u where u.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041'),
   :'expected_records'::jsonb, 'settle: the same usage records');
+select is((select jsonb_agg(jsonb_build_array(u.request_id, u.cost_usd_micros, u.overflow_usd_micros, u.prompt_tokens) order by u.request_id)
+           from public.usage_records u where u.tenant_id = 'eeeeeeee-0000-0000-0000-000000000041'),
+  '[["fp-1", 80, 0, 20], ["fp-2", 250, 50, 60]]'::jsonb,
+  'settle: each charged at most its reservation (fp-2 cost 250 of 200 reserved: 50 overflow)');
 -- 4. Release: a repeat in the batch is a duplicate, a settled request too, an unknown one is unknown.
 select is(public.release_budgets('[{"request_id":"fp-3","reason":"a"},{"request_id":"fp-3","reason":"b"},{"request_id":"fp-1"},{"request_id":"nope"}]'::jsonb),
   '[{"status":"released"},{"status":"duplicate","reservation_status":"released"},{"status":"duplicate","reservation_status":"settled"},{"status":"unknown"}]'::jsonb,
@@ -89,7 +93,10 @@ select is(array[(select status from public.budget_reservations where request_id 
                 (select status from public.budget_reservations where request_id = 'fp-7')],
   array['settled', 'released', 'reserved'], 'flush_ledger wrote the settlement, the release and the reservation');
 select is(public.flush_ledger('[]', '[]', '[]'), '{"reserved": [], "settled": [], "released": [], "leased_settled": [], "lease_closed": []}'::jsonb, 'an empty flush answers empty arrays (the lease arguments default to none)');
-select is(current_setting('synchronous_commit'), 'off', 'a flush without settlements commits asynchronously');
+set local synchronous_commit = off;
+select lives_ok($$select public.flush_ledger('[{"request_id":"fp-8","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":10,"tokens":1}]', '[]', '[]')$$,
+  'a flush that only reserves');
+select is(current_setting('synchronous_commit'), 'on', 'commits durably too: the router calls upstream on a reservation''s answer');
 select is((select count(*)::int from public.usage_invariant_violations()), 0, 'conservation holds after both paths');
 
 -- 6. The set-based path really runs: with the in-order function out of the way, a batch that

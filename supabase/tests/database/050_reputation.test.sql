@@ -2,7 +2,7 @@
 -- the decay math of refresh_model_reputation and its batches, bucket-scoped
 -- budget caps in reserve_budgets, and RLS per actor down to anon.
 begin;
-select plan(38);
+select plan(39);
 
 insert into public.tenants (id, name, slug) values
   ('a1000000-0000-0000-0000-000000000001', 'Reputation A', 'reputation-a'),
@@ -102,7 +102,7 @@ insert into public.budgets (id, tenant_id, scope, policy_id, bucket, unit, perio
 select throws_ok($$insert into public.budgets (tenant_id, scope, unit, period, limit_amount)
                    values ('a1000000-0000-0000-0000-000000000002', 'bucket', 'tokens', 'total', 1)$$,
   '23514', null, 'a bucket budget must name its policy and bucket');
-select is(public.reserve_budgets('[
+select public.reserve_budgets('[
   {"request_id": "bk-1", "tenant_id": "a1000000-0000-0000-0000-000000000002", "model_alias": "rep-alias", "usd_micros": 60, "tokens": 1,
    "policy_id": "d1000000-0000-0000-0000-000000000001", "bucket": "treatment", "domain": "law"},
   {"request_id": "bk-2", "tenant_id": "a1000000-0000-0000-0000-000000000002", "model_alias": "rep-alias", "usd_micros": 40, "tokens": 1,
@@ -111,8 +111,11 @@ select is(public.reserve_budgets('[
    "policy_id": "d1000000-0000-0000-0000-000000000001", "bucket": "treatment"},
   {"request_id": "bk-4", "tenant_id": "a1000000-0000-0000-0000-000000000002", "model_alias": "rep-alias", "usd_micros": 1000, "tokens": 1,
    "policy_id": "d1000000-0000-0000-0000-000000000001", "bucket": "control"}
-]'::jsonb) @> '[{"status": "reserved"}, {"status": "reserved"}, {"status": "refused", "scope": "bucket", "remaining": 0}, {"status": "reserved"}]'::jsonb,
-  true, 'the bucket takes requests up to exactly its cap and refuses the next; the control is not capped');
+]'::jsonb) as bucket_answers \gset
+select is(jsonb_path_query_array(:'bucket_answers'::jsonb, '$[*].status'), '["reserved", "reserved", "refused", "reserved"]'::jsonb,
+  'the bucket takes requests up to exactly its cap and refuses the next; the control is not capped');
+select is((:'bucket_answers'::jsonb -> 2 ->> 'scope') || ':' || (:'bucket_answers'::jsonb -> 2 ->> 'remaining'), 'bucket:0',
+  'the refusal names the bucket budget, with nothing remaining');
 select results_eq($$select spent, reserved, limit_amount from public.usage_counters where budget_id = 'b1000000-0000-0000-0000-000000000001'$$,
   $$values (0::bigint, 100::bigint, 100::bigint)$$, 'the bucket counter is full, never over');
 select is((select domain from public.budget_reservations where request_id = 'bk-1'), 'law', 'the reservation keeps the domain tag');
