@@ -229,7 +229,7 @@ describe('runWorker', () => {
       handlers: {
         [kind]: async (claimed, context) => {
           await context.addArtifact({ name: 'summary', content: { lines: 3 } });
-          await context.addArtifact({ storagePath: `reports/${claimed.id}.pdf` });
+          await context.addArtifact({ storagePath: `${tenantId}/${claimed.id}/report.pdf` });
           return { pages: 2 };
         },
       },
@@ -242,7 +242,7 @@ describe('runWorker', () => {
       select tenant_id, name, storage_path, content from public.artifacts where job_id = ${id} order by created_at, name`;
     expect(artifacts).toEqual(expect.arrayContaining([
       { tenant_id: tenantId, name: 'summary', storage_path: null, content: { lines: 3 } },
-      { tenant_id: tenantId, name: 'output', storage_path: `reports/${id}.pdf`, content: null },
+      { tenant_id: tenantId, name: 'output', storage_path: `${tenantId}/${id}/report.pdf`, content: null },
     ]));
   });
 

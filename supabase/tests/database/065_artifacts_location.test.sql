@@ -3,7 +3,7 @@
 -- through add_job_artifact by the worker holding the lease; read per actor
 -- down to anon.
 begin;
-select plan(27);
+select plan(29);
 
 select tests.create_user('artifacts.member.a@example.test') as member_a \gset
 select tests.create_user('artifacts.member.b@example.test') as member_b \gset
@@ -23,7 +23,7 @@ select lease_token as lease_b from claimed where id = :'job_b' \gset
 
 -- The table: exactly one location, a known size inline, a valid content type.
 select col_not_null('public', 'artifacts', 'content_type', 'content_type is required');
-select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, storage_path, content, size_bytes) values (%L, 'a6500000-0000-0000-0000-000000000001', 'a/b/c', '{}', 2)$$, :'job_a'),
+select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, storage_path, content, size_bytes) values (%L, 'a6500000-0000-0000-0000-000000000001', 'a6500000-0000-0000-0000-000000000001/' || %L || '/c', '{}', 2)$$, :'job_a', :'job_a'),
   '23514', null, 'an artifact cannot be inline and in Storage at once');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, size_bytes) values (%L, 'a6500000-0000-0000-0000-000000000001', 0)$$, :'job_a'),
   '23514', null, 'an artifact must be somewhere');
@@ -33,10 +33,14 @@ select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, conte
   '23514', null, 'a size is never negative');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, content, size_bytes, content_type) values (%L, 'a6500000-0000-0000-0000-000000000001', '{}', 2, 'not a type')$$, :'job_a'),
   '23514', null, 'a content type is type/subtype');
-select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, storage_path, size_bytes, inline_reason) values (%L, 'a6500000-0000-0000-0000-000000000001', 'a/b/c', 9, 'storage_not_configured')$$, :'job_a'),
+select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, storage_path, size_bytes, inline_reason) values (%L, 'a6500000-0000-0000-0000-000000000001', 'a6500000-0000-0000-0000-000000000001/' || %L || '/c', 9, 'storage_not_configured')$$, :'job_a', :'job_a'),
   '23514', null, 'only an inline artifact says why it stayed inline');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, content, size_bytes, inline_reason) values (%L, 'a6500000-0000-0000-0000-000000000001', '{}', 2, 'because')$$, :'job_a'),
   '23514', null, 'inline_reason is storage_not_configured or nothing');
+select throws_ok(format($$select public.add_job_artifact(%L, %L, storage_path => 'a6500000-0000-0000-0000-000000000002/' || %L || '/x.csv')$$, :'job_a', :'lease_a', :'job_a'),
+  '23514', null, 'a Storage path outside the job''s own <tenant>/<job>/ prefix is refused (it would be signed for this job''s readers)');
+select throws_ok(format($$select public.add_job_artifact(%L, %L, storage_path => 'a6500000-0000-0000-0000-000000000001/' || %L || '/../other/x.csv')$$, :'job_a', :'lease_a', :'job_a'),
+  '23514', null, 'and so is one that climbs out of it with ..');
 
 -- add_job_artifact: inline with its size computed, in Storage with the size given, kept inline with a reason.
 select public.add_job_artifact(:'job_a', :'lease_a', content => '{"lines":3}'::jsonb, name => 'summary') as inline_a \gset

@@ -16,7 +16,8 @@ export interface JobContext {
    * Stores an output of this job and returns its id: inline up to the
    * worker's `artifacts.inlineMaxBytes`, above it uploaded to Storage (or,
    * without Storage, inline marked storage_not_configured); a `storagePath`
-   * registers an object already in the bucket.
+   * registers an object already in the bucket, under this job's
+   * `<tenant id or system>/<job id>/` prefix (the database refuses others).
    */
   addArtifact(artifact: ArtifactInput): Promise<string>;
 }

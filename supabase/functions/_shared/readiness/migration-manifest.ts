@@ -36,4 +36,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123008000',
   '20261123008100',
   '20261123008200',
+  '20261123008300',
 ];
