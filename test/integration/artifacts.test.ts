@@ -30,7 +30,7 @@ import {
   stack,
 } from '../helpers/stack.ts';
 
-// Job artifacts: outputs up to ARTIFACT_INLINE_MAX_BYTES inline, larger ones
+// Job artifacts: outputs up to the worker's inlineMaxBytes inline, larger ones
 // in Supabase Storage (here a fake Storage server on loopback speaking the
 // real upload and sign calls) behind short-lived signed URLs, or inline and
 // marked so where Storage is not configured (the local stack). GET

@@ -58,7 +58,6 @@ const environmentSchema = z
     STORAGE_ENABLED: z.enum(['true', 'false']).default('false'),
     STORAGE_URL: optionalText.pipe(z.string().url().optional()),
     STORAGE_TIMEOUT_MS: positiveInt(5_000),
-    ARTIFACT_INLINE_MAX_BYTES: z.coerce.number().int().min(0).max(100 * 1024 * 1024).default(64 * 1024),
     ARTIFACT_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 86_400).default(300),
   })
   .superRefine((env, ctx) => {
@@ -162,8 +161,6 @@ export interface Config {
     timeoutMs: number;
   };
   artifacts: {
-    /** Outputs larger than this go to Storage (when configured); the rest stay inline. */
-    inlineMaxBytes: number;
     /** How long a signed artifact URL stays valid. */
     urlTtlSeconds: number;
   };
@@ -243,6 +240,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       serviceKey: e.SUPABASE_SERVICE_ROLE_KEY ?? e.SUPABASE_SECRET_KEYS[0],
       timeoutMs: e.STORAGE_TIMEOUT_MS,
     },
-    artifacts: { inlineMaxBytes: e.ARTIFACT_INLINE_MAX_BYTES, urlTtlSeconds: e.ARTIFACT_URL_TTL_SECONDS },
+    artifacts: { urlTtlSeconds: e.ARTIFACT_URL_TTL_SECONDS },
   };
 }

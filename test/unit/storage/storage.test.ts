@@ -12,7 +12,7 @@ const minimal = {
 };
 
 describe('Storage configuration', () => {
-  it('is off by default, with 64 KiB inline and 300 s URLs, even where SUPABASE_URL is set', () => {
+  it('is off by default, with 300 s URLs, even where SUPABASE_URL is set', () => {
     const config = loadConfig({ ...minimal, SUPABASE_URL: 'http://127.0.0.1:54321', SUPABASE_SERVICE_ROLE_KEY: 'k' });
     expect(config.storage).toEqual({
       enabled: false,
@@ -20,7 +20,7 @@ describe('Storage configuration', () => {
       serviceKey: 'k',
       timeoutMs: 5_000,
     });
-    expect(config.artifacts).toEqual({ inlineMaxBytes: 65_536, urlTtlSeconds: 300 });
+    expect(config.artifacts).toEqual({ urlTtlSeconds: 300 });
     const setup = createStorage(config.storage, fetch);
     expect(setup.storage.kind).toBe('unavailable');
     expect(setup.problems).toEqual([]);
@@ -33,7 +33,6 @@ describe('Storage configuration', () => {
       SUPABASE_URL: 'https://ref.supabase.co',
       STORAGE_URL: 'https://storage.example.com',
       SUPABASE_SECRET_KEYS: 'sb_secret_a,sb_secret_b',
-      ARTIFACT_INLINE_MAX_BYTES: '0',
       ARTIFACT_URL_TTL_SECONDS: '60',
     });
     expect(config.storage).toMatchObject({
@@ -41,7 +40,7 @@ describe('Storage configuration', () => {
       url: 'https://storage.example.com',
       serviceKey: 'sb_secret_a',
     });
-    expect(config.artifacts).toEqual({ inlineMaxBytes: 0, urlTtlSeconds: 60 });
+    expect(config.artifacts).toEqual({ urlTtlSeconds: 60 });
     expect(createStorage(config.storage, fetch).storage.kind).toBe('supabase');
   });
 
@@ -50,7 +49,6 @@ describe('Storage configuration', () => {
       const [name, value] of [
         ['STORAGE_ENABLED', 'yes'],
         ['STORAGE_URL', 'not a url'],
-        ['ARTIFACT_INLINE_MAX_BYTES', '-1'],
         ['ARTIFACT_URL_TTL_SECONDS', '0'],
       ]
     ) {

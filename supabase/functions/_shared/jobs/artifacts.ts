@@ -3,7 +3,7 @@ import { artifactObjectPath, type ArtifactStorage } from '../storage/storage.ts'
 import { createUnavailableStorage } from '../storage/unavailable-storage.ts';
 import { addJobArtifact } from './queue.ts';
 
-/** Outputs up to this many bytes stay inline by default (ARTIFACT_INLINE_MAX_BYTES). */
+/** Outputs up to this many bytes stay inline unless the worker's `artifacts.inlineMaxBytes` says otherwise. */
 export const defaultInlineMaxBytes = 64 * 1024;
 
 export interface ArtifactSettings {
