@@ -294,12 +294,9 @@ try {
     requestBody = body,
     label: string = scenario,
   ) => {
-    await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2).then(
-      (warm) => {
-        if (scenario === 'router' || scenario === 'cached' || scenario === 'exact') routerSuccesses += warm.ok;
-      },
-    );
     const isRouter = scenario === 'router' || scenario === 'cached' || scenario === 'exact';
+    const warm = await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2);
+    if (isRouter) routerSuccesses += warm.ok;
     const proxyPid = scenario === 'exact'
       ? exactProcess?.pid
       : isRouter
