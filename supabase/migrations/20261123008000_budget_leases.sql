@@ -468,21 +468,26 @@ grant execute on function public.close_budget_leases(jsonb) to service_role;
 -- a settlement held the tenant counter while the reservation after it waited
 -- for a model counter that another isolate's flush held while waiting for the
 -- tenant counter (a deadlock, test/integration/budget-leases.test.ts). Taken
--- up front, the steps' own locks find them held.
+-- up front, the steps' own locks find them held. A flush of one kind of work
+-- (most of them under load: lease settlements) skips this: each step on its
+-- own already locks in that order.
 --
 -- Always durable: the router calls upstream as soon as a reservation answers,
 -- so a reservation lost in a crash would turn its settle into "unknown" and
 -- lose the usage record of an answered request (reserve_budgets alone still
 -- asks for an asynchronous commit; this overrides it).
-drop function public.flush_ledger(jsonb, jsonb, jsonb);
-create function public.flush_ledger(
+-- What a flush of several kinds of work locks before any step runs, in the
+-- saga's global order: the reservation and lease rows it names, then the
+-- counters of those rows' open items and of the reserving tenants' current
+-- windows, then the rate limits of the reserving tenants and of the leases.
+create function private.lock_flush_rows(
   p_reservations jsonb,
   p_settlements jsonb,
   p_releases jsonb,
-  p_leased_settlements jsonb default '[]'::jsonb,
-  p_lease_closes jsonb default '[]'::jsonb
+  p_leased_settlements jsonb,
+  p_lease_closes jsonb
 )
-returns jsonb
+returns void
 language plpgsql
 set search_path = ''
 set enable_seqscan = off
@@ -491,18 +496,7 @@ declare
   v_now timestamptz := pg_catalog.now();
   v_ids text[];
   v_tenants uuid[];
-  v_settled jsonb := '[]'::jsonb;
-  v_leased jsonb := '[]'::jsonb;
-  v_closed jsonb := '[]'::jsonb;
-  v_released jsonb := '[]'::jsonb;
-  v_reserved jsonb := '[]'::jsonb;
 begin
-  if pg_catalog.jsonb_typeof(p_reservations) <> 'array' or pg_catalog.jsonb_typeof(p_settlements) <> 'array'
-     or pg_catalog.jsonb_typeof(p_releases) <> 'array' or pg_catalog.jsonb_typeof(p_leased_settlements) <> 'array'
-     or pg_catalog.jsonb_typeof(p_lease_closes) <> 'array' then
-    raise exception 'flush_ledger takes JSON arrays' using errcode = 'invalid_parameter_value';
-  end if;
-
   v_ids := array(
     select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_settlements || p_releases) x
     union
@@ -537,6 +531,42 @@ begin
        where bl.reservation_id = any (v_ids))
   order by l.id
   for update of l;
+end
+$$;
+comment on function private.lock_flush_rows(jsonb, jsonb, jsonb, jsonb, jsonb) is
+  'Locks every row a flush_ledger call of several kinds of work touches, in the saga''s global order (reservations, counters, rate limits).';
+revoke execute on function private.lock_flush_rows(jsonb, jsonb, jsonb, jsonb, jsonb) from public, anon, authenticated;
+grant execute on function private.lock_flush_rows(jsonb, jsonb, jsonb, jsonb, jsonb) to service_role;
+
+drop function public.flush_ledger(jsonb, jsonb, jsonb);
+create function public.flush_ledger(
+  p_reservations jsonb,
+  p_settlements jsonb,
+  p_releases jsonb,
+  p_leased_settlements jsonb default '[]'::jsonb,
+  p_lease_closes jsonb default '[]'::jsonb
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_settled jsonb := '[]'::jsonb;
+  v_leased jsonb := '[]'::jsonb;
+  v_closed jsonb := '[]'::jsonb;
+  v_released jsonb := '[]'::jsonb;
+  v_reserved jsonb := '[]'::jsonb;
+begin
+  if pg_catalog.jsonb_typeof(p_reservations) <> 'array' or pg_catalog.jsonb_typeof(p_settlements) <> 'array'
+     or pg_catalog.jsonb_typeof(p_releases) <> 'array' or pg_catalog.jsonb_typeof(p_leased_settlements) <> 'array'
+     or pg_catalog.jsonb_typeof(p_lease_closes) <> 'array' then
+    raise exception 'flush_ledger takes JSON arrays' using errcode = 'invalid_parameter_value';
+  end if;
+
+  if (select count(*) filter (where pg_catalog.jsonb_array_length(a) > 0)
+      from pg_catalog.unnest(array[p_reservations, p_settlements, p_releases, p_leased_settlements, p_lease_closes]) a) > 1 then
+    perform private.lock_flush_rows(p_reservations, p_settlements, p_releases, p_leased_settlements, p_lease_closes);
+  end if;
 
   if pg_catalog.jsonb_array_length(p_settlements) > 0 then
     v_settled := public.settle_budgets(p_settlements);
