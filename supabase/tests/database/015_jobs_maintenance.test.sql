@@ -1,5 +1,5 @@
--- Retry backoff (exponential, capped, jittered) and the pg_cron schedule of
--- the reaper, which applies only where pg_cron is installed.
+-- Retry backoff (exponential, capped, jittered), and the reaper's pg_cron
+-- setup, which now lives in private.schedule_maintenance (060_schedules).
 begin;
 select plan(6);
 
@@ -17,8 +17,8 @@ select is_empty($$select * from delays where attempt >= 5 and seconds not betwee
   'from attempt 5 on it is capped (50-100% of the 8 s cap)');
 select ok((select count(distinct seconds) from delays where attempt = 3) > 10, 'the delay is jittered');
 
-select is(private.schedule_job_maintenance(), exists (select 1 from pg_extension where extname = 'pg_cron'),
-  'the reaper is scheduled exactly when pg_cron is installed');
+select hasnt_function('private', 'schedule_job_maintenance', array[]::text[],
+  'the reaper-only pg_cron setup is gone: private.schedule_maintenance schedules every schedule, the reaper included');
 select ok(not exists (select 1 from pg_namespace where nspname = 'cron')
           or exists (select 1 from pg_extension where extname = 'pg_cron'),
   'without pg_cron the migration created nothing of its own');

@@ -37,4 +37,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123008100',
   '20261123008200',
   '20261123008300',
+  '20261123008400',
 ];
