@@ -47,6 +47,25 @@ comment on column public.usage_records.domain is 'The request''s x-switchyard-do
 -- squawk-ignore require-concurrent-index-creation
 create index usage_records_lease_id_idx on public.usage_records (lease_id) where lease_id is not null;
 
+-- The counter rows of the tenants' enabled budgets for the current window,
+-- created if missing, so they can be locked (reserve_budgets does the same).
+create function private.open_budget_windows(p_tenants uuid[])
+returns void
+language sql
+set search_path = ''
+as $$
+  insert into public.usage_counters (budget_id, window_start, limit_amount)
+  select b.id, private.budget_window_start(b.period, pg_catalog.now()), b.limit_amount
+  from public.budgets b
+  where b.enabled and b.tenant_id = any (p_tenants)
+  order by b.id
+  on conflict (budget_id, window_start) do nothing
+$$;
+comment on function private.open_budget_windows(uuid[]) is
+  'Creates the missing usage_counters rows of the tenants'' enabled budgets for the current window.';
+revoke execute on function private.open_budget_windows(uuid[]) from public, anon, authenticated;
+grant execute on function private.open_budget_windows(uuid[]) to service_role;
+
 -- Grants leases, one per input in order: [{lease_id, holder, tenant_id,
 -- api_key_id, model_alias, policy_id, bucket, usd_micros, tokens, requests,
 -- ttl_seconds, admit_seconds}]. Answers {status: 'granted', items,
@@ -97,12 +116,7 @@ begin
     end if;
 
     -- Open the windows' counters, then lock counters and rate limits in the saga's global order.
-    insert into public.usage_counters (budget_id, window_start, limit_amount)
-    select b.id, private.budget_window_start(b.period, v_now), b.limit_amount
-    from public.budgets b
-    where b.enabled and b.tenant_id = v_lease.tenant_id
-    order by b.id
-    on conflict (budget_id, window_start) do nothing;
+    perform private.open_budget_windows(array[v_lease.tenant_id]);
     perform 1
     from public.usage_counters c
     join public.budgets b on b.id = c.budget_id and c.window_start = private.budget_window_start(b.period, v_now)
@@ -503,12 +517,7 @@ begin
     select x.value ->> 'lease_id' from pg_catalog.jsonb_array_elements(p_leased_settlements || p_lease_closes) x);
   v_tenants := array(select distinct (r.value ->> 'tenant_id')::uuid from pg_catalog.jsonb_array_elements(p_reservations) r);
   -- The reserving tenants' counters of this window exist before they are locked (as in reserve_budgets).
-  insert into public.usage_counters (budget_id, window_start, limit_amount)
-  select b.id, private.budget_window_start(b.period, v_now), b.limit_amount
-  from public.budgets b
-  where b.enabled and b.tenant_id = any (v_tenants)
-  order by b.id
-  on conflict (budget_id, window_start) do nothing;
+  perform private.open_budget_windows(v_tenants);
   perform 1 from public.budget_reservations r where r.request_id = any (v_ids) order by r.request_id for update;
   perform 1
   from public.usage_counters c
