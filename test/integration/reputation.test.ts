@@ -5,7 +5,7 @@ import { countPromptTokens } from '../../supabase/functions/_shared/router/token
 import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
 import { type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
 import { call, connectDatabase, createTenant, headersFor, serviceHeaders } from '../helpers/stack.ts';
-import { testRouterSettings } from '../setup/router-settings.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 // Reputation-aware routing through the real llm-router under Deno: feedback
 // moves traffic, exploration keeps the loser sampled, positive feedback brings
@@ -14,7 +14,6 @@ import { testRouterSettings } from '../setup/router-settings.ts';
 const sql = connectDatabase();
 let fake: FakeUpstream;
 const messages = [{ role: 'user' as const, content: 'rate my answer please' }];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Providers this file created: disabled at the end, so no other test (smoke picks the first model) finds them. */
 const providerIds: string[] = [];
 
@@ -109,15 +108,8 @@ function requestIds(prefix: string, explores: boolean, share: number) {
   };
 }
 
-/** Repeats `attempt` until `done` holds, at most `tries` times one catalog TTL apart; returns the last result. */
-async function until<T>(attempt: () => Promise<T>, done: (value: T) => boolean, tries = 20): Promise<T> {
-  let value = await attempt();
-  for (let i = 1; i < tries && !done(value); i++) {
-    await sleep(testRouterSettings.catalogTtlMs / 2);
-    value = await attempt();
-  }
-  return value;
-}
+/** Routed by the policy named `name` (the router has loaded it), not by the default order. */
+const byPolicy = (routed: Routed, name: string) => routed.reason?.startsWith(`policy:${name}:`) ?? false;
 
 const refresh = async () =>
   (await sql<{ folded: number }[]>`select public.refresh_model_reputation(1000) as folded`)[0].folded;
@@ -137,8 +129,8 @@ describe('quality routing', () => {
     const steady = requestIds(`steady-${alias}`, false, share);
     const exploring = requestIds(`explore-${alias}`, true, share);
 
-    // No evidence yet: equal reputations, the cheaper A wins.
-    const first = await until(() => chat(key, alias, steady()), (r) => r.provider === a.providerSlug);
+    // No evidence yet: equal reputations, the cheaper A wins (once the router has loaded the policy).
+    const first = await eventually(() => chat(key, alias, steady()), (r) => byPolicy(r, `quality ${alias}`));
     expect(first.status).toBe(200);
     expect(first.provider).toBe(a.providerSlug);
     expect(first.reason).toMatch(/^policy:quality [^:]+:quality:reputation=0\.50$/);
@@ -148,7 +140,7 @@ describe('quality routing', () => {
     expect(await refresh()).toBeGreaterThanOrEqual(1);
 
     // One refresh, then one catalog TTL: steady traffic goes to B.
-    const moved = await until(() => chat(key, alias, steady()), (r) => r.provider === b.providerSlug);
+    const moved = await eventually(() => chat(key, alias, steady()), (r) => r.provider === b.providerSlug);
     expect(moved.provider).toBe(b.providerSlug);
     expect(moved.reason).toContain(':quality:reputation=0.50');
     for (let i = 0; i < 3; i++) expect((await chat(key, alias, steady())).provider).toBe(b.providerSlug);
@@ -165,7 +157,7 @@ describe('quality routing', () => {
       expect((await feedback(key, { request_id: routed.requestId, score: 1 })).status).toBe(201);
     }
     expect(await refresh()).toBeGreaterThanOrEqual(2);
-    const recovered = await until(() => chat(key, alias, steady()), (r) => r.provider === a.providerSlug);
+    const recovered = await eventually(() => chat(key, alias, steady()), (r) => r.provider === a.providerSlug);
     expect(recovered.provider).toBe(a.providerSlug);
     expect(recovered.reason).toContain(':quality:reputation=0.63');
 
@@ -190,11 +182,15 @@ describe('quality routing', () => {
               values (${policy.id}, ${a.modelId}, 0), (${policy.id}, ${b.modelId}, 1)`;
     const tenantId = await createTenant('Guard');
     const key = await tenantKey(tenantId);
-    const served = await until(() => chat(key, alias, `guard-${crypto.randomUUID()}`), (r) => r.status === 200);
+    const served = await eventually(
+      () => chat(key, alias, `guard-${crypto.randomUUID()}`),
+      (r) => byPolicy(r, `guard ${alias}`),
+    );
+    expect(served.status).toBe(200);
     expect(served.provider).toBe(a.providerSlug);
     expect((await feedback(key, { request_id: served.requestId, score: 0 })).status).toBe(201);
     await refresh();
-    const skipped = await until(
+    const skipped = await eventually(
       () => chat(key, alias, `guard-${crypto.randomUUID()}`),
       (r) => r.provider === b.providerSlug,
     );
@@ -216,7 +212,12 @@ describe('POST /llm-router/v1/feedback', () => {
     tenantId = await createTenant('Feedback');
     key = await tenantKey(tenantId);
     otherKey = await tenantKey(await createTenant('Feedback other'));
-    await sleep(testRouterSettings.catalogTtlMs + 100);
+    // The router serves the new alias once its catalog has loaded it.
+    const warm = await eventually(
+      () => chat(key, alias, `${alias}-warm-${crypto.randomUUID()}`),
+      (r) => r.status === 200,
+    );
+    expect(warm.status).toBe(200);
   });
 
   const rows = async () =>
@@ -325,19 +326,22 @@ describe('A/B bucket budget caps', () => {
       }),
     });
     expect(created.status).toBe(201);
-    await sleep(testRouterSettings.catalogTtlMs + 100);
 
     const counter = async () =>
       (await sql<{ spent: number; reserved: number; limit_amount: number }[]>`
         select c.spent::int, c.reserved::int, c.limit_amount::int from public.usage_counters c
         join public.budgets b on b.id = c.budget_id where b.tenant_id = ${tenantId} and b.scope = 'bucket'`)[0];
 
-    const served: Routed[] = [];
-    for (let i = 0; i < 10; i++) {
-      const routed = await chat(key, alias, `${alias}-${i}`);
+    // Until the router has loaded the policy it serves the alias by the default order (A, outside
+    // any bucket and its budget): those answers are not part of the experiment.
+    let sent = 0;
+    const first = await eventually(() => chat(key, alias, `${alias}-${sent++}`), (r) => byPolicy(r, `ab ${alias}`));
+    expect(first.status).toBe(200);
+    const served: Routed[] = [first];
+    for (let i = 0; i < 10 && served[served.length - 1].provider !== a.providerSlug; i++) {
+      const routed = await chat(key, alias, `${alias}-${sent++}`);
       expect(routed.status).toBe(200);
       served.push(routed);
-      if (routed.provider === a.providerSlug) break;
     }
     const treatment = served.filter((routed) => routed.provider === b.providerSlug);
     const fallback = served[served.length - 1];
