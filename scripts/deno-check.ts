@@ -16,7 +16,13 @@ const targets = [
   path.join(repoRoot, 'scripts', 'bench', 'passthrough-server.ts'),
   path.join(repoRoot, 'scripts', 'bench', 'router-server.ts'),
 ];
-const code = await runInherited(denoExecutable(), ['check', '--quiet', '--config', path.join(functionsDir, 'deno.json'), ...targets], {
+const code = await runInherited(denoExecutable(), [
+  'check',
+  '--quiet',
+  '--config',
+  path.join(functionsDir, 'deno.json'),
+  ...targets,
+], {
   cwd: repoRoot,
   env: { ...process.env, DENO_NO_UPDATE_CHECK: '1' },
 });

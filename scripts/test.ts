@@ -46,12 +46,22 @@ if (!skipStatic) {
   }
   await step('typecheck (tsc)', bin('tsc'), ['-p', 'tsconfig.json']);
   await step('typecheck (deno check)', bin('tsx'), ['scripts/deno-check.ts']);
-  await step('lint (deno lint)', bin('deno'), ['lint', '--quiet', '--config', 'supabase/functions/deno.json', 'supabase/functions', 'scripts', 'test']);
+  await step('lint (deno lint)', bin('deno'), [
+    'lint',
+    '--quiet',
+    '--config',
+    'supabase/functions/deno.json',
+    'supabase/functions',
+    'scripts',
+    'test',
+  ]);
   await step('lint (squawk)', bin('squawk'), ['--config', '.squawk.toml', ...migrationFiles()]);
 }
 
 function migrationFiles(): string[] {
-  return readdirSync(migrationsDir).filter((file) => file.endsWith('.sql')).map((file) => path.join(migrationsDir, file));
+  return readdirSync(migrationsDir).filter((file) => file.endsWith('.sql')).map((file) =>
+    path.join(migrationsDir, file)
+  );
 }
 
 section('database');
@@ -61,7 +71,11 @@ const tempDir = await mkdtemp(path.join(os.tmpdir(), 'switchyard-test-'));
 if (serverUrl) {
   console.log('using the server at DATABASE_URL');
 } else {
-  const server = await startEmbeddedPostgres({ dataDir: path.join(tempDir, 'pgdata'), port: await freePort(), persistent: false });
+  const server = await startEmbeddedPostgres({
+    dataDir: path.join(tempDir, 'pgdata'),
+    port: await freePort(),
+    persistent: false,
+  });
   stopServer = server.stop;
   serverUrl = server.url;
   console.log('started an embedded PostgreSQL 17 for this run');
@@ -86,11 +100,24 @@ try {
   if (pgProve && pgtapAvailable) {
     const url = new URL(testDbUrl);
     const result = await runCommand(pgProve, [
-      '--host', url.hostname, '--port', url.port || '5432', '--username', decodeURIComponent(url.username),
-      '--dbname', url.pathname.slice(1), '--ext', '.sql', '--recurse', 'supabase/tests/database',
+      '--host',
+      url.hostname,
+      '--port',
+      url.port || '5432',
+      '--username',
+      decodeURIComponent(url.username),
+      '--dbname',
+      url.pathname.slice(1),
+      '--ext',
+      '.sql',
+      '--recurse',
+      'supabase/tests/database',
     ], { cwd: repoRoot, env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) }, echo: true });
     const total = Number(/Tests=(\d+)/.exec(result.stdout)?.[1] ?? 0);
-    const failed = [...result.stdout.matchAll(/Failed (\d+)\/\d+ subtests/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+    const failed = [...result.stdout.matchAll(/Failed (\d+)\/\d+ subtests/g)].reduce(
+      (sum, match) => sum + Number(match[1]),
+      0,
+    );
     totals.passed += total - failed;
     totals.failed += failed;
     if (result.code !== 0) {
@@ -98,8 +125,10 @@ try {
       if (failed === 0) totals.failed += 1;
     }
   } else {
-    const missing = [!pgProve && 'pg_prove', !pgtapAvailable && 'the pgtap extension on this server'].filter(Boolean).join(' and ');
-    const message = `pgTAP not run: ${missing} missing (Debian: apt-get install postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl, and DATABASE_URL pointing at that server)`;
+    const missing = [!pgProve && 'pg_prove', !pgtapAvailable && 'the pgtap extension on this server'].filter(Boolean)
+      .join(' and ');
+    const message =
+      `pgTAP not run: ${missing} missing (Debian: apt-get install postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl, and DATABASE_URL pointing at that server)`;
     if (requirePgtap) {
       console.log(`FAIL ${message}; REQUIRE_PGTAP=1`);
       failures.push('pgTAP (required but unavailable)');
@@ -110,12 +139,21 @@ try {
 
   section('vitest');
   const vitestReport = path.join(tempDir, 'vitest.json');
-  const vitestCode = await runInherited(bin('vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestReport}`, ...vitestFilters], {
+  const vitestCode = await runInherited(bin('vitest'), [
+    'run',
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${vitestReport}`,
+    ...vitestFilters,
+  ], {
     cwd: repoRoot,
     env: { ...process.env, SWITCHYARD_TEST_DATABASE_URL: testDbUrl },
   });
   if (existsSync(vitestReport)) {
-    const report = JSON.parse(await readFile(vitestReport, 'utf8')) as { numPassedTests: number; numFailedTests: number };
+    const report = JSON.parse(await readFile(vitestReport, 'utf8')) as {
+      numPassedTests: number;
+      numFailedTests: number;
+    };
     totals.passed += report.numPassedTests;
     totals.failed += report.numFailedTests;
   }

@@ -13,7 +13,13 @@ app.post('/v1/chat/completions', async (c) => {
     headers: { 'content-type': 'application/json', authorization: 'Bearer bench-upstream-key' },
     body: await c.req.text(),
   });
-  return new Response(response.body, { status: response.status, headers: { 'content-type': response.headers.get('content-type') ?? 'application/json' } });
+  return new Response(response.body, {
+    status: response.status,
+    headers: { 'content-type': response.headers.get('content-type') ?? 'application/json' },
+  });
 });
 
-Deno.serve({ hostname: '127.0.0.1', port, onListen: () => console.log(JSON.stringify({ listening: port })) }, app.fetch);
+Deno.serve(
+  { hostname: '127.0.0.1', port, onListen: () => console.log(JSON.stringify({ listening: port })) },
+  app.fetch,
+);

@@ -30,7 +30,11 @@ export async function registerDemoProviderIfNoKeys(options: {
       select count(*)::int as count from public.secure_keys where status = 'active' and provider <> ${demoProviderSlug}`;
     if (real.count > 0) return undefined;
 
-    child = spawn(bin('tsx'), [path.join(repoRoot, 'test', 'fakes', 'fake-upstream-server.ts'), '--port', String(options.port)], {
+    child = spawn(bin('tsx'), [
+      path.join(repoRoot, 'test', 'fakes', 'fake-upstream-server.ts'),
+      '--port',
+      String(options.port),
+    ], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -62,7 +66,11 @@ export async function registerDemoProviderIfNoKeys(options: {
       // Through the keys function, so the demo key is encrypted like any other.
       const response = await fetch(`${options.functionsUrl}/keys`, {
         method: 'POST',
-        headers: { apikey: options.anonKey, authorization: `Bearer ${options.serviceRoleKey}`, 'content-type': 'application/json' },
+        headers: {
+          apikey: options.anonKey,
+          authorization: `Bearer ${options.serviceRoleKey}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({ provider: demoProviderSlug, secret: 'demo-key-for-the-local-fake-upstream' }),
       });
       if (response.status !== 201) throw new Error(`storing the demo key answered ${response.status}`);

@@ -319,7 +319,8 @@ begin
 end
 $$;
 
--- A request answered from the response cache: no reservation, zero cost, recorded.
+-- A request answered from the response cache: no reservation, zero cost, recorded;
+-- null when the request id is already used.
 create function public.record_cache_hit(
   p_request_id text, p_tenant_id uuid, p_api_key_id uuid, p_user_id uuid, p_model_alias text,
   p_prompt_tokens integer, p_completion_tokens integer, p_latency_ms integer default null
@@ -331,10 +332,11 @@ as $$
   insert into public.usage_records (
     request_id, tenant_id, api_key_id, user_id, provider, upstream_model, model_alias,
     prompt_tokens, completion_tokens, cost_usd_micros, cache_hit, status, latency_ms
-  ) values (
-    p_request_id, p_tenant_id, p_api_key_id, p_user_id, 'cache', null, p_model_alias,
-    p_prompt_tokens, p_completion_tokens, 0, true, 'succeeded', p_latency_ms
   )
+  select p_request_id, p_tenant_id, p_api_key_id, p_user_id, 'cache', null, p_model_alias,
+         p_prompt_tokens, p_completion_tokens, 0, true, 'succeeded', p_latency_ms
+  -- A request id is used once: not by a reservation, not by another usage record (no row: the caller refuses).
+  where not exists (select 1 from public.budget_reservations r where r.request_id = p_request_id)
   on conflict (request_id) do nothing
   returning pg_catalog.jsonb_build_object('status', 'recorded')
 $$;

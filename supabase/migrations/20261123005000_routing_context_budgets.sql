@@ -79,9 +79,17 @@ begin
   end if;
 
   v_tenants := array(select distinct (r.value ->> 'tenant_id')::uuid from pg_catalog.jsonb_array_elements(p_requests) r);
-  select coalesce(pg_catalog.jsonb_object_agg(r.request_id, r.status), '{}'::jsonb) into v_seen
-  from public.budget_reservations r
-  where r.request_id in (select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_requests) x);
+  -- An id is used once, whichever way it was admitted: a reservation of its own, or a
+  -- budget lease or the response cache, which leave only a usage record.
+  select coalesce(pg_catalog.jsonb_object_agg(s.request_id, s.status), '{}'::jsonb) into v_seen
+  from (
+    select r.request_id, r.status from public.budget_reservations r
+    where r.request_id in (select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_requests) x)
+    union all
+    select u.request_id, 'settled' from public.usage_records u
+    where u.request_id in (select x.value ->> 'request_id' from pg_catalog.jsonb_array_elements(p_requests) x)
+      and not exists (select 1 from public.budget_reservations r where r.request_id = u.request_id)
+  ) s;
 
   -- The enabled budgets of the batch's tenants, their counters opened and locked in global order.
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(

@@ -113,6 +113,9 @@ begin
        from requests q)
       and not exists (
         select 1 from public.budget_reservations r where r.request_id = any (array(select q.request_id from requests q)))
+      -- A leased or cached request leaves only a usage record: its id is used as well.
+      and not exists (
+        select 1 from public.usage_records u where u.request_id = any (array(select q.request_id from requests q)))
       and not exists (
         select 1 from applicable a
         join public.usage_counters c on c.budget_id = a.budget_id and c.window_start = a.window_start
@@ -330,6 +333,10 @@ begin
            g.prompt_tokens, g.completion_tokens, g.cost, p.overflow_usd, false, g.status, g.latency_ms
     from settling g
     join per_request p on p.request_id = g.request_id
+    -- Reserve refuses an id that has a usage record, so this cannot meet one; should it, the
+    -- reservation is still charged and settled, and usage_invariant_violations() reports the
+    -- settled reservation without its record, instead of one batch failing every request in it.
+    on conflict (request_id) do nothing
     returning 1
   ),
   finished as (

@@ -57,5 +57,16 @@ as $$
   union all
   select null::uuid, (day::timestamp at time zone 'UTC'), 'rollup_cost_mismatch', daily_cost, cost + purged_cost_usd_micros
   from rolled where daily_cost <> cost + purged_cost_usd_micros
+  union all
+  -- An answered request is a settled reservation; its usage record must exist (unless retention
+  -- purged that day's records after the rollup counted them).
+  select null::uuid, r.finished_at, 'settled_without_usage_record', 1::bigint, 0::bigint
+  from public.budget_reservations r
+  where r.status = 'settled'
+    and not exists (select 1 from public.budget_leases l where l.reservation_id = r.request_id)
+    and not exists (select 1 from public.usage_records u where u.request_id = r.request_id and u.tenant_id = r.tenant_id)
+    and not exists (
+      select 1 from public.usage_rollups o
+      where o.tenant_id = r.tenant_id and o.day = (r.finished_at at time zone 'UTC')::date and o.purged_records > 0)
 $$;
-comment on function public.usage_invariant_violations() is 'Empty when every budget window is conserved (spent, reserved and overflow match the reservations and leases, within the limit) and every rolled-up day''s totals equal its remaining plus purged usage records.';
+comment on function public.usage_invariant_violations() is 'Empty when every budget window is conserved (spent, reserved and overflow match the reservations and leases, within the limit), every rolled-up day''s totals equal its remaining plus purged usage records, and every settled reservation has its usage record.';

@@ -64,6 +64,8 @@ export interface RecordedRequest {
   body: unknown;
   authorized: boolean;
   fault: FakeFault['kind'] | null;
+  /** The caller closed the connection before the reply was complete (a client that left, an abort). */
+  closedEarly: boolean;
 }
 
 export interface FakeUpstream {
@@ -115,7 +117,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       body,
       authorized: false,
       fault: null,
+      closedEarly: false,
     };
+    res.on('close', () => {
+      if (!res.writableFinished) record.closedEarly = true;
+    });
     requests.push(record);
     if (requests.length > maxRecorded) requests = requests.slice(-maxRecorded);
     if (route === null) {

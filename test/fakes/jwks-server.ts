@@ -16,7 +16,10 @@ export interface FakeJwksServer {
   close(): Promise<void>;
 }
 
-async function createSigningKey(alg: AsymmetricAlgorithm, kid: string): Promise<{ signing: SigningKey; publicJwk: JWK }> {
+async function createSigningKey(
+  alg: AsymmetricAlgorithm,
+  kid: string,
+): Promise<{ signing: SigningKey; publicJwk: JWK }> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   return { signing: { kid, alg, privateJwk: { ...(await exportJWK(privateKey)), kid, alg } }, publicJwk };

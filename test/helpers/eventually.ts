@@ -7,7 +7,7 @@
  * the deadline is only a bound for a test that is going to fail anyway.
  */
 export async function eventually<T>(
-  attempt: () => Promise<T>,
+  attempt: () => T | Promise<T>,
   done: (value: T) => boolean,
   { timeoutMs = 20_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {

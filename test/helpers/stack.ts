@@ -66,12 +66,23 @@ export async function createUser(sql: TestDatabase, label = 'user'): Promise<str
 
 /** Creates a tenant through the ops API as the service role; returns its id. */
 export async function createTenant(name = 'Test tenant'): Promise<string> {
-  const response = await call('/ops/tenants', { method: 'POST', headers: serviceHeaders(), body: JSON.stringify({ name }) });
-  if (response.status !== 201) throw new Error(`creating a tenant answered ${response.status}: ${await response.text()}`);
+  const response = await call('/ops/tenants', {
+    method: 'POST',
+    headers: serviceHeaders(),
+    body: JSON.stringify({ name }),
+  });
+  if (response.status !== 201) {
+    throw new Error(`creating a tenant answered ${response.status}: ${await response.text()}`);
+  }
   return ((await response.json()) as { id: string }).id;
 }
 
-export async function addMember(sql: TestDatabase, tenantId: string, userId: string, role: 'member' | 'admin' | 'operator') {
+export async function addMember(
+  sql: TestDatabase,
+  tenantId: string,
+  userId: string,
+  role: 'member' | 'admin' | 'operator',
+) {
   await sql`insert into public.memberships (tenant_id, user_id, role) values (${tenantId}, ${userId}, ${role})`;
 }
 

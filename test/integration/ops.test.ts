@@ -32,14 +32,20 @@ beforeAll(async () => {
   await addMember(sql, tenantA, adminA, 'admin');
   await addMember(sql, tenantA, memberA, 'member');
   await addMember(sql, tenantB, adminB, 'admin');
-  for (const [name, id] of Object.entries({ adminA, memberA, adminB, outsider })) tokens[name] = await signUserToken(id);
+  for (const [name, id] of Object.entries({ adminA, memberA, adminB, outsider })) {
+    tokens[name] = await signUserToken(id);
+  }
 });
 afterAll(() => sql.end());
 
 async function send(method: string, pathname: string, bearer: string | undefined, body?: unknown) {
   const response = await call(pathname, {
     method,
-    headers: bearer === undefined ? headersFor(undefined) : bearer === 'service' ? serviceHeaders() : headersFor(bearer),
+    headers: bearer === undefined
+      ? headersFor(undefined)
+      : bearer === 'service'
+      ? serviceHeaders()
+      : headersFor(bearer),
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   // deno-lint-ignore no-explicit-any -- response bodies are asserted field by field
@@ -48,7 +54,10 @@ async function send(method: string, pathname: string, bearer: string | undefined
 
 describe('POST /ops/tenants', () => {
   it('creates a tenant as the service role', async () => {
-    const { status, body } = await send('POST', '/ops/tenants', 'service', { name: 'Created', slug: `created-${Date.now()}` });
+    const { status, body } = await send('POST', '/ops/tenants', 'service', {
+      name: 'Created',
+      slug: `created-${Date.now()}`,
+    });
     expect(status).toBe(201);
     expect(body).toMatchObject({ name: 'Created' });
     expect(body.id).toMatch(/^[0-9a-f-]{36}$/);
@@ -58,7 +67,10 @@ describe('POST /ops/tenants', () => {
     const slug = `dup-${Date.now()}`;
     expect((await send('POST', '/ops/tenants', 'service', { name: 'One', slug })).status).toBe(201);
     const duplicate = await send('POST', '/ops/tenants', 'service', { name: 'Two', slug });
-    expect(duplicate).toEqual({ status: 409, body: { error: { code: 'conflict', message: `slug "${slug}" is taken`, details: null } } });
+    expect(duplicate).toEqual({
+      status: 409,
+      body: { error: { code: 'conflict', message: `slug "${slug}" is taken`, details: null } },
+    });
     const byUser = await send('POST', '/ops/tenants', tokens.adminA, { name: 'Mine' });
     expect(byUser.status).toBe(403);
     expect(byUser.body.error.code).toBe('forbidden');
@@ -75,7 +87,10 @@ describe('POST /ops/tenants', () => {
     expect(extra.status).toBe(400);
     expect(extra.body.error.message).toMatch(/owner/);
     const malformed = await send('POST', '/ops/tenants', 'service', `{"name":"${name}"`);
-    expect(malformed).toEqual({ status: 400, body: { error: { code: 'invalid_json', message: 'request body is not valid JSON', details: null } } });
+    expect(malformed).toEqual({
+      status: 400,
+      body: { error: { code: 'invalid_json', message: 'request body is not valid JSON', details: null } },
+    });
     expect(await countTenantsNamed(sql, name)).toBe(0);
   });
 });
@@ -106,7 +121,10 @@ describe('GET /ops/tenants/:id', () => {
 describe('POST /ops/tenants/:id/members', () => {
   it('lets an admin add a member', async () => {
     const newcomer = await createUser(sql, 'newcomer');
-    const { status, body } = await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, { user_id: newcomer, role: 'operator' });
+    const { status, body } = await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, {
+      user_id: newcomer,
+      role: 'operator',
+    });
     expect(status).toBe(201);
     expect(body).toMatchObject({ tenant_id: tenantA, user_id: newcomer, role: 'operator' });
   });
@@ -114,13 +132,28 @@ describe('POST /ops/tenants/:id/members', () => {
   it('refuses plain members (403), other tenants (404), unknown users (404), duplicates (409) and bad roles (400)', async () => {
     const candidate = await createUser(sql, 'candidate');
     const before = await countTenantRows(sql, tenancyTables, [tenantA, tenantB]);
-    expect((await send('POST', `/ops/tenants/${tenantA}/members`, tokens.memberA, { user_id: candidate, role: 'member' })).status).toBe(403);
-    expect((await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminB, { user_id: candidate, role: 'member' })).status).toBe(404);
-    const unknownUser = await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, { user_id: crypto.randomUUID(), role: 'member' });
+    expect(
+      (await send('POST', `/ops/tenants/${tenantA}/members`, tokens.memberA, { user_id: candidate, role: 'member' }))
+        .status,
+    ).toBe(403);
+    expect(
+      (await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminB, { user_id: candidate, role: 'member' }))
+        .status,
+    ).toBe(404);
+    const unknownUser = await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, {
+      user_id: crypto.randomUUID(),
+      role: 'member',
+    });
     expect(unknownUser.status).toBe(404);
     expect(unknownUser.body.error.message).toBe('user not found');
-    expect((await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, { user_id: memberA, role: 'member' })).status).toBe(409);
-    const badRole = await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, { user_id: candidate, role: 'owner' });
+    expect(
+      (await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, { user_id: memberA, role: 'member' }))
+        .status,
+    ).toBe(409);
+    const badRole = await send('POST', `/ops/tenants/${tenantA}/members`, tokens.adminA, {
+      user_id: candidate,
+      role: 'owner',
+    });
     expect(badRole.status).toBe(400);
     expect(badRole.body.error.message).toMatch(/^role: /);
     expect(await countTenantRows(sql, tenancyTables, [tenantA, tenantB])).toEqual(before);
@@ -141,7 +174,9 @@ describe('tenant API keys', () => {
     expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
     expect(entry).not.toHaveProperty('key_hash');
 
-    const [stored] = await sql<{ key_hash: string }[]>`select key_hash from public.tenant_api_keys where id = ${created.body.id}`;
+    const [stored] = await sql<
+      { key_hash: string }[]
+    >`select key_hash from public.tenant_api_keys where id = ${created.body.id}`;
     expect(stored.key_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(stored.key_hash).not.toContain(created.body.key);
   });

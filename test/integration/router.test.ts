@@ -100,7 +100,7 @@ describe.each(['openai', 'compatible', 'azure', 'anthropic', 'gemini'])('the %s 
     expect(response.headers.get('x-switchyard-provider')).toBe(fixtures[name].providerSlug);
     expect(response.headers.get('x-switchyard-model')).toBe(fixtures[name].upstreamModel);
     expect(response.headers.get('x-switchyard-attempts')).toBe('1');
-    expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(response.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
     // The upstream got the vault's key, never the caller's.
     const seen = fake.requests.filter((request) => JSON.stringify(request).includes(upstreamKeys[name].slice(-4)));
     expect(seen.length).toBeGreaterThan(0);

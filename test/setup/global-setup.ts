@@ -7,7 +7,7 @@ import { freePort } from '../../scripts/lib/database.ts';
 import { registerDemoProviderIfNoKeys } from '../../scripts/lib/demo-provider.ts';
 import { generateSecrets } from '../../scripts/lib/secrets.ts';
 import { startStack } from '../../scripts/lib/stack.ts';
-import { startFakeJwksServer, type SigningKey } from '../fakes/jwks-server.ts';
+import { type SigningKey, startFakeJwksServer } from '../fakes/jwks-server.ts';
 import { testRouterEnvironment } from './router-settings.ts';
 
 /** What every test file can `inject('stack')`. */

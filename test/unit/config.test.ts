@@ -17,7 +17,9 @@ describe('loadConfig', () => {
   });
 
   it('turns prepared statements off behind the transaction pooler (port 6543)', () => {
-    expect(loadConfig({ ...minimal, SUPABASE_DB_URL: 'postgresql://u:p@pooler.example.com:6543/postgres' }).databasePrepare).toBe(false);
+    expect(
+      loadConfig({ ...minimal, SUPABASE_DB_URL: 'postgresql://u:p@pooler.example.com:6543/postgres' }).databasePrepare,
+    ).toBe(false);
   });
 
   it('fails loudly naming the missing variables, never their values', () => {
@@ -37,7 +39,11 @@ describe('loadConfig', () => {
   });
 
   it('splits comma lists of keys and origins', () => {
-    const config = loadConfig({ ...minimal, SUPABASE_SECRET_KEYS: 'sb_secret_a, sb_secret_b', ALLOWED_ORIGINS: 'https://a.example,https://b.example' });
+    const config = loadConfig({
+      ...minimal,
+      SUPABASE_SECRET_KEYS: 'sb_secret_a, sb_secret_b',
+      ALLOWED_ORIGINS: 'https://a.example,https://b.example',
+    });
     expect(config.projectKeys.secretKeys).toEqual(['sb_secret_a', 'sb_secret_b']);
     expect(config.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
   });

@@ -3,12 +3,13 @@ import { createJsonLogger, redact } from '../../supabase/functions/_shared/logge
 
 describe('redact', () => {
   it('blanks secret-named fields whatever they hold', () => {
-    expect(redact({ authorization: 'Bearer abc', apikey: 'x', nested: { api_key: 1, password: 'p' }, keep: 'ok' })).toEqual({
-      authorization: '[redacted]',
-      apikey: '[redacted]',
-      nested: { api_key: '[redacted]', password: '[redacted]' },
-      keep: 'ok',
-    });
+    expect(redact({ authorization: 'Bearer abc', apikey: 'x', nested: { api_key: 1, password: 'p' }, keep: 'ok' }))
+      .toEqual({
+        authorization: '[redacted]',
+        apikey: '[redacted]',
+        nested: { api_key: '[redacted]', password: '[redacted]' },
+        keep: 'ok',
+      });
   });
 
   it('blanks credential-looking and e-mail values inside free text', () => {

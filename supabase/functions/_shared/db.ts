@@ -27,9 +27,15 @@ export interface DatabaseIdentity {
  * set, so RLS policies and auth.uid() see the caller exactly as they would
  * behind PostgREST.
  */
-export function withIdentity<T>(db: Database, identity: DatabaseIdentity, work: (tx: Transaction) => Promise<T>): Promise<T> {
+export function withIdentity<T>(
+  db: Database,
+  identity: DatabaseIdentity,
+  work: (tx: Transaction) => Promise<T>,
+): Promise<T> {
   return db.begin(async (tx) => {
-    await tx`select set_config('role', ${identity.role}, true), set_config('request.jwt.claims', ${JSON.stringify(identity.claims)}, true)`;
+    await tx`select set_config('role', ${identity.role}, true), set_config('request.jwt.claims', ${
+      JSON.stringify(identity.claims)
+    }, true)`;
     return await work(tx);
   }) as Promise<T>;
 }

@@ -8,6 +8,7 @@ import { createErrorHandler, errorBody, type ErrorFormat, HttpError } from './er
 import type { AppEnv } from './hono-env.ts';
 import { operatorNetworkOnly } from './middleware/operator-network.ts';
 import { requestLog } from './middleware/request-log.ts';
+import { assignRequestId } from './request-id.ts';
 import { isolateRequestMetrics, type RequestMetrics, requestMetricsMiddleware } from './metrics/request-metrics.ts';
 
 export interface FunctionAppOptions {
@@ -41,7 +42,7 @@ export function createFunctionApp(name: string, deps: AppDependencies, options: 
   const app = new Hono<AppEnv>().basePath(`/${name}`);
   const allowedOrigins = new Set(deps.config.allowedOrigins);
 
-  app.use(requestId({ headerName: 'x-request-id', limitLength: 128 }));
+  app.use(requestId({ headerName: 'x-request-id', limitLength: 128, generator: assignRequestId }));
   app.use(requestMetricsMiddleware(options.requestMetrics ?? isolateRequestMetrics, name));
   app.use(requestLog(deps.logger, name));
   app.use(secureHeaders({

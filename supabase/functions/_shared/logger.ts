@@ -10,7 +10,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 // Field names whose values are never logged, whatever they hold.
-const secretFieldName = /(authorization|apikey|api_key|secret|password|passwd|token|cookie|private_key|master_key|plaintext)/i;
+const secretFieldName =
+  /(authorization|apikey|api_key|secret|password|passwd|token|cookie|private_key|master_key|plaintext)/i;
 // Values that look like credentials or personal data, wherever they appear.
 const secretValuePatterns: readonly RegExp[] = [
   /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+/g, // JWTs

@@ -3,6 +3,7 @@ import type { TenantContext } from '../_shared/auth/tenant.ts';
 import { actualCost, affordableOutputTokens, estimateCost } from '../_shared/economics/pricing.ts';
 import type { RateLimitStatus, ReserveAnswer } from '../_shared/economics/ledger.ts';
 import { HttpError } from '../_shared/errors.ts';
+import { requestIdAlreadyUsed } from '../_shared/request-id.ts';
 import type { AppEnv } from '../_shared/hono-env.ts';
 import type { ModelRecord } from '../_shared/router/catalog.ts';
 import { bucketKey, controlBucket, type RoutePlan, type RouteRequest } from '../_shared/router/plan.ts';
@@ -33,6 +34,8 @@ export function rateLimitHeaders(status: RateLimitStatus): Record<string, string
 export interface ReservationInput {
   tenant: TenantContext;
   requestId: string;
+  /** The caller sent this id: it takes a reservation of its own, which refuses the id's reuse. */
+  chosenByCaller: boolean;
   alias: string;
   plan: RoutePlan;
   promptTokens: number;
@@ -94,7 +97,7 @@ export async function reserveForRequest(
       bucket: input.plan.bucket ?? null,
       domain: input.plan.domain === '' ? null : input.plan.domain,
       // An id the caller chose must stay idempotent: its own reservation refuses a retry as a duplicate.
-      own_reservation: c.req.header('x-request-id') === input.requestId,
+      own_reservation: input.chosenByCaller,
     });
     switch (answer.status) {
       case 'reserved':
@@ -104,9 +107,7 @@ export async function reserveForRequest(
         if (capped) c.header('x-switchyard-max-tokens-capped', String(estimate.output));
         return { requestId: input.requestId, maxOutputTokens: estimate.output, capped };
       case 'duplicate':
-        throw new HttpError('conflict', 'x-request-id was already used by another request; send a new one', {
-          param: 'x-request-id',
-        });
+        throw requestIdAlreadyUsed();
       case 'rate_limited':
         throw new HttpError('rate_limited', 'Rate limit reached for requests; try again later.', {
           openaiType: 'rate_limit_error',

@@ -3,6 +3,7 @@ import type { TenantContext } from '../_shared/auth/tenant.ts';
 import { cachedResponseAsChunks } from '../_shared/economics/response-cache.ts';
 import type { AppEnv } from '../_shared/hono-env.ts';
 import type { ChatCompletionRequest, ChatCompletionResponse } from '../_shared/openai/types.ts';
+import { requestIdAlreadyUsed } from '../_shared/request-id.ts';
 import { encodeSseEvent } from '../_shared/sse.ts';
 import type { RouterServices } from './services.ts';
 
@@ -26,12 +27,14 @@ export async function answerFromCache(
     created: Math.floor(services.deps.clock.now().getTime() / 1000),
     model: request.model,
   };
-  await services.deps.db`
+  const [recorded] = await services.deps.db<{ hit: unknown }[]>`
     select public.record_cache_hit(${requestId}, ${tenant.tenantId}, ${tenant.apiKeyId ?? null}, ${
     tenant.userId ?? null
   },
       ${request.model}, ${response.usage?.prompt_tokens ?? 0}, ${response.usage?.completion_tokens ?? 0},
-      ${Math.round(services.deps.clock.now().getTime() - started)})`;
+      ${Math.round(services.deps.clock.now().getTime() - started)}) as hit`;
+  // No row: the id is already used (a reservation or another usage record has it).
+  if (recorded?.hit == null) throw requestIdAlreadyUsed();
   c.header('x-switchyard-cache', 'hit');
   c.header('x-switchyard-route-reason', 'cache');
   if (!request.stream) return c.json(response);

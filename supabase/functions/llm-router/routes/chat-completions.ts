@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { HttpError } from '../../_shared/errors.ts';
+import { meteredRequestId } from '../../_shared/request-id.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { parseChatCompletionRequest } from '../../_shared/openai/schemas.ts';
 import type { ChatCompletionRequest, ChatCompletionResponse } from '../../_shared/openai/types.ts';
@@ -57,7 +58,7 @@ export function chatCompletionRoutes(services: RouterServices) {
     const parsed = parseChatCompletionRequest(await readJson(c));
     if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
     const request = parsed.value;
-    const requestId = c.get('requestId');
+    const { requestId, chosenByCaller } = meteredRequestId(c);
     const created = Math.floor(services.deps.clock.now().getTime() / 1000);
     const snapshot = await services.catalog.get();
     const promptTokens = countPromptTokens(request.messages, request.tools);
@@ -88,6 +89,7 @@ export function chatCompletionRoutes(services: RouterServices) {
     const { plan, reservation } = await planAndReserve(c, services, snapshot, route, firstPlan, {
       tenant,
       requestId,
+      chosenByCaller,
       alias: request.model,
       promptTokens,
       requestedMaxTokens,

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { HttpError } from '../../_shared/errors.ts';
+import { meteredRequestId } from '../../_shared/request-id.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { parseEmbeddingsRequest } from '../../_shared/openai/schemas.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
@@ -26,7 +27,7 @@ export function embeddingRoutes(services: RouterServices) {
     const parsed = parseEmbeddingsRequest(await readJson(c));
     if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
     const request = parsed.value;
-    const requestId = c.get('requestId');
+    const { requestId, chosenByCaller } = meteredRequestId(c);
     const promptTokens = countInputTokens(request.input);
     const snapshot = await services.catalog.get();
     const route: RouteRequest = {
@@ -42,6 +43,7 @@ export function embeddingRoutes(services: RouterServices) {
     const { plan } = await planAndReserve(c, services, snapshot, route, planRequest(services, snapshot, route), {
       tenant,
       requestId,
+      chosenByCaller,
       alias: request.model,
       promptTokens,
       requestedMaxTokens: 0,
