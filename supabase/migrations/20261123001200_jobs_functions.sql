@@ -86,8 +86,9 @@ $$;
 revoke execute on function private.raise_job_lease_error(uuid, uuid, text) from public, anon, authenticated, service_role;
 revoke execute on function private.job_retry_delay(text, integer) from public, anon, authenticated, service_role;
 
--- Enqueues a job; the same (tenant_id, idempotency_key) returns the existing
--- job's id and creates nothing.
+-- Enqueues a job; the same (tenant_id, idempotency_key) with the same request
+-- returns the existing job's id and creates nothing, with another request
+-- raises SYJ07.
 create function public.enqueue_job(
   kind text,
   payload jsonb,
@@ -136,15 +137,26 @@ begin
     do nothing
   returning j.id into v_id;
   if v_id is null then
+    -- The key names one request: a replay must ask for the same job, or it is refused.
     select j.id into v_id from public.jobs j
     where coalesce(j.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
             = coalesce(enqueue_job.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
-      and j.idempotency_key = enqueue_job.idempotency_key;
+      and j.idempotency_key = enqueue_job.idempotency_key
+      and j.kind = enqueue_job.kind
+      and j.payload = coalesce(enqueue_job.payload, '{}'::jsonb)
+      and j.priority = coalesce(enqueue_job.priority, 0)
+      and (enqueue_job.max_attempts is null or j.max_attempts = enqueue_job.max_attempts)
+      and (enqueue_job.timeout_seconds is null or j.timeout_seconds = enqueue_job.timeout_seconds)
+      and (enqueue_job.run_at is null or j.run_at = enqueue_job.run_at);
+    if v_id is null then
+      raise exception 'idempotency key "%" was already used for a different job', enqueue_job.idempotency_key
+        using errcode = 'SYJ07';
+    end if;
   end if;
   return v_id;
 end
 $$;
-comment on function public.enqueue_job(text, jsonb, uuid, timestamptz, integer, integer, text, integer) is 'Enqueues a job (status queued); an existing (tenant_id, idempotency_key) returns that job''s id instead.';
+comment on function public.enqueue_job(text, jsonb, uuid, timestamptz, integer, integer, text, integer) is 'Enqueues a job (status queued); an existing (tenant_id, idempotency_key) returns that job''s id instead when the request is the same, else raises SYJ07.';
 
 -- Enqueues many jobs in one statement: jobs is a JSON array of objects with
 -- the enqueue_job parameters as keys (kind and payload required). Returns the

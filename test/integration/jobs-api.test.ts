@@ -96,15 +96,25 @@ describe('POST /jobs', () => {
     ]);
   });
 
-  it('honours Idempotency-Key: the same key returns the first job', async () => {
+  it('honours Idempotency-Key: the same key and body return the first job, another body is a 409', async () => {
     const key = `order-${crypto.randomUUID()}`;
     const first = await send('POST', '/jobs', tokens.memberA, { kind, payload: { n: 1 } }, { 'idempotency-key': key });
-    const second = await send('POST', '/jobs', tokens.memberA, { kind, payload: { n: 2 } }, { 'idempotency-key': key });
+    const second = await send('POST', '/jobs', tokens.memberA, { kind, payload: { n: 1 } }, { 'idempotency-key': key });
     expect(first.status).toBe(201);
     expect(second.status).toBe(200);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(second.body.id).toBe(first.body.id);
-    expect(second.body.payload).toEqual({ n: 1 });
+    const different = await send('POST', '/jobs', tokens.memberA, { kind, payload: { n: 2 } }, {
+      'idempotency-key': key,
+    });
+    expect(different.status).toBe(409);
+    expect(different.body).toEqual({
+      error: {
+        code: 'conflict',
+        message: `idempotency key "${key}" was already used for a different job`,
+        details: null,
+      },
+    });
     const [row] = await sql<
       { count: number }[]
     >`select count(*)::int as count from public.jobs where idempotency_key = ${key}`;

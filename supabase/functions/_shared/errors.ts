@@ -25,6 +25,7 @@ export const errorStatus = {
   method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
   upstream_error: 502,
@@ -122,17 +123,48 @@ export function createErrorHandler(logger: Logger, format: ErrorFormat) {
 /** Maps errors raised by the platform or the database to the contract, or undefined. */
 function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
-  if (isDatabaseConnectionError(error)) {
-    return new HttpError('database_unavailable', 'the database is unavailable', { cause: error });
+  if (isDatabaseUnavailable(error)) {
+    return new HttpError('database_unavailable', 'the database is unavailable; try again shortly', {
+      cause: error,
+      headers: { 'retry-after': '1' },
+    });
   }
   return undefined;
 }
 
-function isDatabaseConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  return (
-    code === 'ECONNREFUSED' || code === 'CONNECT_TIMEOUT' || code === 'CONNECTION_CLOSED' ||
-    code === 'CONNECTION_ENDED' || code === 'CONNECTION_DESTROYED' || code === '57P01' || code === '57P03'
-  );
+/** Socket errors (Node and Deno names) and the postgres client's own connection codes. */
+const connectionErrorCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
+const connectionErrorNames = new Set(['ConnectionRefused', 'ConnectionReset', 'ConnectionAborted', 'BrokenPipe']);
+/**
+ * SQLSTATEs that say the server, not the statement, is the problem: class 08
+ * (connection exception), 57P01-57P03 (terminated by an administrator, crash
+ * shutdown, cannot connect now), 53300 (too many connections).
+ */
+const unavailableSqlStates = /^(08...|57P0[123]|53300)$/;
+
+/**
+ * Whether an error means the database could not be reached or dropped the
+ * connection (answered as 503 database_unavailable with Retry-After), as
+ * opposed to a statement that failed. Follows `cause` chains.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && (connectionErrorCodes.has(code) || unavailableSqlStates.test(code))) return true;
+    if (connectionErrorNames.has(current.name)) return true;
+    current = current.cause;
+  }
+  return false;
 }

@@ -78,9 +78,10 @@ export function createFunctionApp(name: string, deps: AppDependencies, options: 
   }));
   // Read the (size-limited) body before any handler awaits other I/O: Deno
   // closes a keep-alive connection whose request body is still unread when
-  // the response goes out, and every later handler reads it from this cache.
+  // the response goes out, and every later reader takes it from this cache.
+  // Parsing and checking it (validation.ts) comes after authentication.
   app.use(async function readBodyFirst(c, next) {
-    if (c.req.raw.body) await c.req.arrayBuffer();
+    if (c.req.raw.body) await c.req.text();
     await next();
   });
 

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { HttpError } from './errors.ts';
+import { findUnstorableText, unstorableReason } from './storable-text.ts';
 
 /** "messages.0.role" style path for a zod issue. */
 export function issuePath(path: readonly PropertyKey[]): string {
@@ -18,24 +19,93 @@ export function validationError(error: z.ZodError, where: 'body' | 'query' | 'pa
   });
 }
 
-/** Parses the JSON body against a schema: 400 invalid_json or validation_failed naming the field. */
-export async function readJsonBody<Schema extends z.ZodType>(c: Context, schema: Schema): Promise<z.output<Schema>> {
+/** application/json and any structured-syntax +json type (application/merge-patch+json, …). */
+export function isJsonMediaType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const essence = contentType.split(';', 1)[0].trim().toLowerCase();
+  return essence === 'application/json' || (essence.startsWith('application/') && essence.endsWith('+json'));
+}
+
+/** A 400 for text PostgreSQL cannot store (storable-text.ts), naming the field. */
+function unstorableTextError(path: string, problem: string, where: 'body' | 'query'): HttpError {
+  const field = path === '' ? where : path;
+  return new HttpError('validation_failed', `${field}: ${problem}`, {
+    param: path === '' ? null : path,
+    details: { issues: [{ path, message: problem }] },
+  });
+}
+
+/**
+ * The request body as JSON, the one reader every route uses (after it has
+ * authenticated the caller): undefined when there is none; 415 when it says
+ * it is not JSON (or says nothing); 400 invalid_json when it does not parse;
+ * 400 naming the field when it holds text PostgreSQL cannot store or nests
+ * too deep.
+ */
+export async function readJsonValue(c: Context): Promise<unknown> {
   const text = await c.req.text();
-  let raw: unknown;
+  if (text.trim() === '') return undefined;
+  if (!isJsonMediaType(c.req.header('content-type'))) {
+    throw new HttpError(
+      'unsupported_media_type',
+      'request body must be JSON, sent with Content-Type: application/json',
+    );
+  }
+  let value: unknown;
   try {
-    raw = text.trim() === '' ? undefined : JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new HttpError('invalid_json', 'request body is not valid JSON');
   }
-  if (raw === undefined) throw new HttpError('invalid_json', 'request body is empty; a JSON object is required');
-  const parsed = schema.safeParse(raw);
+  const found = findUnstorableText(value);
+  if (found) throw unstorableTextError(found.path, found.problem, 'body');
+  return value;
+}
+
+/** readJsonValue for a body that must be there: 400 when there is none. */
+export async function jsonBodyOf(c: Context): Promise<unknown> {
+  const value = await readJsonValue(c);
+  if (value === undefined) throw new HttpError('invalid_json', 'request body is empty; a JSON object is required');
+  return value;
+}
+
+/** Parses the JSON body against a schema: 400 invalid_json or validation_failed naming the field. */
+export async function readJsonBody<Schema extends z.ZodType>(c: Context, schema: Schema): Promise<z.output<Schema>> {
+  const parsed = schema.safeParse(await jsonBodyOf(c));
   if (!parsed.success) throw validationError(parsed.error, 'body');
   return parsed.data;
 }
 
-/** Parses query parameters against a schema: 400 naming the parameter. */
+/** As readJsonBody, for a body the caller may leave out: no body is `{}`. */
+export async function readOptionalJsonBody<Schema extends z.ZodType>(
+  c: Context,
+  schema: Schema,
+): Promise<z.output<Schema>> {
+  const parsed = schema.safeParse((await readJsonValue(c)) ?? {});
+  if (!parsed.success) throw validationError(parsed.error, 'body');
+  return parsed.data;
+}
+
+/**
+ * An ISO 8601 date-time with an offset, within years 1970 to 9999: PostgreSQL
+ * has no year 0, and nothing this API schedules or filters lies outside.
+ */
+export const isoDateTime = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).refine(
+  (value) => {
+    const year = new Date(value).getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  },
+  { message: 'must be a date-time between 1970 and 9999' },
+);
+
+/** Parses query parameters against a schema: 400 naming the parameter (text PostgreSQL cannot store included). */
 export function readQuery<Schema extends z.ZodType>(c: Context, schema: Schema): z.output<Schema> {
-  const parsed = schema.safeParse(c.req.query());
+  const query = c.req.query();
+  for (const [name, value] of Object.entries(query)) {
+    const problem = unstorableReason(value) ?? unstorableReason(name);
+    if (problem) throw unstorableTextError(name, problem, 'query');
+  }
+  const parsed = schema.safeParse(query);
   if (!parsed.success) throw validationError(parsed.error, 'query');
   return parsed.data;
 }

@@ -2,7 +2,6 @@ import type { Context } from 'hono';
 import type { TenantContext } from '../_shared/auth/tenant.ts';
 import { resolveTenant } from '../_shared/auth/tenant.ts';
 import type { AppDependencies } from '../_shared/dependencies.ts';
-import { HttpError } from '../_shared/errors.ts';
 import type { AppEnv } from '../_shared/hono-env.ts';
 import type { CatalogCache, CatalogSnapshot } from '../_shared/router/catalog.ts';
 import { createCatalogCache } from '../_shared/router/catalog.ts';
@@ -126,17 +125,6 @@ export function markBucketSpent(services: RouterServices, policyId: string, buck
 /** The tenant this request acts for (see resolveTenant). */
 export function requestTenant(c: Context<AppEnv>, services: RouterServices): Promise<TenantContext> {
   return resolveTenant(services.deps.db, c.get('caller'), c.req.header('x-tenant-id'));
-}
-
-/** Reads a JSON body for the OpenAI endpoints (errors in OpenAI's shape by the app's handler). */
-export async function readJson(c: Context<AppEnv>): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === '') throw new HttpError('invalid_json', 'request body is empty; a JSON object is required');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError('invalid_json', 'We could not parse the JSON body of your request.');
-  }
 }
 
 /** Says which provider and model served the call, how many upstream calls it took, and why this route. */

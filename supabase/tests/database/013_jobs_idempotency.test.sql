@@ -2,7 +2,7 @@
 -- intact, audited, and a dead letter is requeued once however often it is
 -- asked for.
 begin;
-select plan(32);
+select plan(34);
 
 insert into public.tenants (id, name, slug) values
   ('a1000000-0000-0000-0000-000000000001', 'Jobs A', 'jobs-idem-a'),
@@ -11,8 +11,14 @@ select public.register_job_kind('test.idem', 'idempotency probe', 1, 60);
 
 -- enqueue_job
 select public.enqueue_job('test.idem', '{"v":1}', 'a1000000-0000-0000-0000-000000000001', null, 0, null, 'order-42') as first \gset
-select is(public.enqueue_job('test.idem', '{"v":2}', 'a1000000-0000-0000-0000-000000000001', null, 0, null, 'order-42'),
-  :'first'::uuid, 'the same tenant and key return the existing job');
+select is(public.enqueue_job('test.idem', '{"v":1}', 'a1000000-0000-0000-0000-000000000001', null, 0, null, 'order-42'),
+  :'first'::uuid, 'the same tenant, key and request return the existing job');
+select throws_ok($$select public.enqueue_job('test.idem', '{"v":2}', 'a1000000-0000-0000-0000-000000000001', null, 0, null, 'order-42')$$,
+  'SYJ07', 'idempotency key "order-42" was already used for a different job',
+  'the same key with another payload is refused, not answered with the first job');
+select throws_ok($$select public.enqueue_job('test.idem', '{"v":1}', 'a1000000-0000-0000-0000-000000000001', null, 5, null, 'order-42')$$,
+  'SYJ07', 'idempotency key "order-42" was already used for a different job',
+  'and so is the same payload at another priority');
 select is((select count(*)::int from public.jobs where idempotency_key = 'order-42'), 1, 'no second job');
 select is((select payload from public.jobs where id = :'first'), '{"v":1}'::jsonb, 'the first payload stands');
 select is((select count(*)::int from public.job_events where job_id = :'first'), 1, 'and one queued event');

@@ -8,8 +8,6 @@ import { databaseMessage, jobSqlStates } from './errors.ts';
 /** Job kind names, as the job_kinds table allows them. */
 export const jobKindName = z.string().regex(/^[a-z][a-z0-9_.:-]{0,63}$/, 'must be a job kind name (a-z, 0-9, _ . : -)');
 
-export const isoDateTime = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' });
-
 /**
  * The Idempotency-Key header, when sent: 1 to 255 visible ASCII characters.
  * Anything else is a 400 naming the header.

@@ -5,9 +5,9 @@ import { withIdentity } from '../../_shared/db.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
-import { isoDateTime, jobKindName } from '../../_shared/jobs/http.ts';
+import { jobKindName } from '../../_shared/jobs/http.ts';
 import { operatedTenants, requireDeadLetterOperator } from '../../_shared/jobs/operator-tenants.ts';
-import { readQuery } from '../../_shared/validation.ts';
+import { isoDateTime, readQuery } from '../../_shared/validation.ts';
 import { decodeCursor, encodeCursor } from '../cursor.ts';
 
 const listQuery = z.object({

@@ -4,9 +4,9 @@ import type { Caller } from '../../_shared/auth/caller.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
-import { actorOf, idempotencyKeyOf, isoDateTime, jobFunctionError, jobKindName } from '../../_shared/jobs/http.ts';
+import { actorOf, idempotencyKeyOf, jobFunctionError, jobKindName } from '../../_shared/jobs/http.ts';
 import { operatedTenants, requireDeadLetterOperator } from '../../_shared/jobs/operator-tenants.ts';
-import { readJsonBody } from '../../_shared/validation.ts';
+import { isoDateTime, readJsonBody } from '../../_shared/validation.ts';
 
 /** At most this many dead letters per request, whatever `max` says. */
 export const maxRequeueCap = 1000;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { actorOf, jobFunctionError } from '../../_shared/jobs/http.ts';
-import { readJsonBody, readParams } from '../../_shared/validation.ts';
+import { readOptionalJsonBody, readParams } from '../../_shared/validation.ts';
 import { visibleJob } from '../job-view.ts';
 
 const jobIdParams = z.object({ id: z.uuid('must be a UUID') });
@@ -18,8 +18,7 @@ export function cancelJobRoute(deps: AppDependencies) {
   app.post('/:id/cancel', async (c) => {
     const { id } = readParams(c, jobIdParams);
     const caller = c.get('caller');
-    const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined;
-    const body = hasBody ? await readJsonBody(c, cancelJobBody) : {};
+    const body = await readOptionalJsonBody(c, cancelJobBody);
     await visibleJob(deps.db, caller, id, false);
     const reason = `${body.reason ?? 'cancelled through the API'} (by ${actorOf(caller)})`;
     try {

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { resolveTenant } from '../../_shared/auth/tenant.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
-import { idempotencyKeyOf, isoDateTime, jobFunctionError, jobKindName } from '../../_shared/jobs/http.ts';
-import { readJsonBody } from '../../_shared/validation.ts';
+import { idempotencyKeyOf, jobFunctionError, jobKindName } from '../../_shared/jobs/http.ts';
+import { isoDateTime, readJsonBody } from '../../_shared/validation.ts';
 import { jobById, type JobView } from '../job-view.ts';
 
 const enqueueJobBody = z.object({

@@ -1,9 +1,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
-import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
-import { readParams, validationError } from '../../_shared/validation.ts';
+import { readOptionalJsonBody, readParams } from '../../_shared/validation.ts';
 import { disableVersion } from '../../_shared/vault/key-store.ts';
 import { asCaller, keyWriteRefused } from '../key-access.ts';
 
@@ -18,29 +17,13 @@ const disableBody = z.object({
   reason: z.string().trim().min(1).max(200).optional(),
 }).strict();
 
-/** The body is optional here: `{}` when there is none. */
-async function readOptionalBody(text: Promise<string>) {
-  const raw = await text;
-  let value: unknown = {};
-  if (raw.trim() !== '') {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      throw new HttpError('invalid_json', 'request body is not valid JSON');
-    }
-  }
-  const parsed = disableBody.safeParse(value);
-  if (!parsed.success) throw validationError(parsed.error, 'body');
-  return parsed.data;
-}
-
 /** POST /keys/:id/versions/:version/disable: emergency revocation, refused from this moment on. */
 export function disableVersionRoute(deps: AppDependencies, onKeyChanged: (keyId: string) => void) {
   const app = new Hono<AppEnv>();
 
   app.post('/:id/versions/:version/disable', async (c) => {
     const { id, version } = readParams(c, versionParams);
-    const body = await readOptionalBody(c.req.text());
+    const body = await readOptionalJsonBody(c, disableBody);
     const disabled = await asCaller(deps, c, async (tx) => {
       try {
         return await disableVersion(tx, id, version, {

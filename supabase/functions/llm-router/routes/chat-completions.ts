@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { HttpError } from '../../_shared/errors.ts';
 import { meteredRequestId } from '../../_shared/request-id.ts';
+import { jsonBodyOf } from '../../_shared/validation.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { parseChatCompletionRequest } from '../../_shared/openai/schemas.ts';
 import type { ChatCompletionRequest, ChatCompletionResponse } from '../../_shared/openai/types.ts';
@@ -20,14 +21,7 @@ import {
   responseCacheKey,
   storeCachedResponse,
 } from '../../_shared/economics/response-cache.ts';
-import {
-  clientSignal,
-  planRequest,
-  readJson,
-  requestTenant,
-  type RouterServices,
-  setRouteHeaders,
-} from '../services.ts';
+import { clientSignal, planRequest, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
 import { openChatStream, streamResponse } from '../stream.ts';
 import { chatContext, mappingRefusal } from '../chat-context.ts';
 
@@ -55,7 +49,7 @@ export function chatCompletionRoutes(services: RouterServices) {
 
   app.post('/', async (c) => {
     const tenant = await requestTenant(c, services);
-    const parsed = parseChatCompletionRequest(await readJson(c));
+    const parsed = parseChatCompletionRequest(await jsonBodyOf(c));
     if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
     const request = parsed.value;
     const { requestId, chosenByCaller } = meteredRequestId(c);

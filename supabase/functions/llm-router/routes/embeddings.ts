@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { HttpError } from '../../_shared/errors.ts';
 import { meteredRequestId } from '../../_shared/request-id.ts';
+import { jsonBodyOf } from '../../_shared/validation.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { parseEmbeddingsRequest } from '../../_shared/openai/schemas.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
@@ -10,21 +11,14 @@ import type { RouteRequest } from '../../_shared/router/plan.ts';
 import { countInputTokens } from '../../_shared/router/tokens.ts';
 import { exchangeJson } from '../../_shared/router/upstream.ts';
 import { planAndReserve, releaseRequest, settleRequest } from '../accounting.ts';
-import {
-  clientSignal,
-  planRequest,
-  readJson,
-  requestTenant,
-  type RouterServices,
-  setRouteHeaders,
-} from '../services.ts';
+import { clientSignal, planRequest, requestTenant, type RouterServices, setRouteHeaders } from '../services.ts';
 
 export function embeddingRoutes(services: RouterServices) {
   const app = new Hono<AppEnv>();
 
   app.post('/', async (c) => {
     const tenant = await requestTenant(c, services);
-    const parsed = parseEmbeddingsRequest(await readJson(c));
+    const parsed = parseEmbeddingsRequest(await jsonBodyOf(c));
     if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
     const request = parsed.value;
     const { requestId, chosenByCaller } = meteredRequestId(c);

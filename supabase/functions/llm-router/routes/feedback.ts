@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { validationError } from '../../_shared/validation.ts';
-import { readJson, requestTenant, type RouterServices } from '../services.ts';
+import { requestTenant, type RouterServices } from '../services.ts';
+import { jsonBodyOf } from '../../_shared/validation.ts';
 
 const tagPattern = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
 
@@ -67,7 +68,7 @@ export function feedbackRoutes(services: RouterServices) {
     if (!source) {
       throw new HttpError('forbidden', 'feedback comes from the tenant API key or user that made the request');
     }
-    const parsed = feedbackBody.safeParse(await readJson(c));
+    const parsed = feedbackBody.safeParse(await jsonBodyOf(c));
     if (!parsed.success) throw validationError(parsed.error, 'body');
     const body = parsed.data;
     const score = body.score ?? (body.thumbs === 'up' ? 1 : 0);

@@ -5,7 +5,7 @@ import { sqlState, withIdentity } from '../../_shared/db.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
-import { readJsonBody, readQuery } from '../../_shared/validation.ts';
+import { isoDateTime, readJsonBody, readQuery } from '../../_shared/validation.ts';
 
 const tenantQuery = z.object({ tenant_id: z.uuid('must be a UUID') });
 
@@ -86,8 +86,8 @@ const usageQuery = z.object({
     }
     return [...new Set(names)] as GroupName[];
   }),
-  from: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).optional(),
-  to: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).optional(),
+  from: isoDateTime.optional(),
+  to: isoDateTime.optional(),
 }).refine((query) => !query.from || !query.to || query.from <= query.to, {
   path: ['from'],
   message: 'must not be after to',
