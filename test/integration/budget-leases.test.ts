@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../supabase/functions/_shared/clock.ts';
+import { type Clock, systemClock } from '../../supabase/functions/_shared/clock.ts';
 import { createBatchedBudgetLedger, type ReserveRequest } from '../../supabase/functions/_shared/economics/ledger.ts';
 import {
   closeLeasesOnUnload,
@@ -26,11 +26,11 @@ afterAll(async () => {
   await sql.end();
 });
 
-function isolate(options: Partial<LeaseOptions> = {}): LeasedBudgetLedger {
+function isolate(options: Partial<LeaseOptions> = {}, clock: Clock = systemClock): LeasedBudgetLedger {
   const db = postgres(stack.dbUrl, { max: 3, onnotice: () => {} });
   pools.push(db);
   const flush = createBatchedBudgetLedger(db, { maxBatch: 64, maxInFlight: 1 });
-  return new LeasedBudgetLedger(db, flush, systemClock, logger, {
+  return new LeasedBudgetLedger(db, flush, clock, logger, {
     holder: `test:${crypto.randomUUID()}`,
     requestsPerLease: 8,
     admitSeconds: 10,
@@ -213,10 +213,13 @@ describe('budget leases (ledger against the real SQL)', () => {
     expect(await eventuallyTrue(async () => (await state(tenantId)).open === 0)).toBe(true);
     expect((await state(tenantId)).reserved).toBe(0);
 
-    const short = isolate({ admitSeconds: 0.2 });
+    // The isolate's clock stands still until the test moves it past the 200 ms admission window: a
+    // slow acquisition cannot use the window up (which took a fourth lease), and no sleep is needed.
+    let now = Date.now();
+    const short = isolate({ admitSeconds: 0.2 }, { now: () => new Date(now) });
     const second = request(tenantId);
     await short.reserve(second);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    now += 300;
     const third = request(tenantId);
     await short.reserve(third);
     await short.settle(settlement(second.request_id));

@@ -159,10 +159,13 @@ describe('runWorker', () => {
     });
     await running;
     // As if the worker had stalled past its lease: the reaper takes the job.
-    await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
-    // Other test files reap in parallel: whoever reaps it, the job is taken from this worker.
-    await reapExpiredJobs(admin);
-    await eventually(async () => reason, (value) => value !== undefined);
+    // In one transaction, so a heartbeat (every 50 ms) cannot renew the lease between the two.
+    await admin.begin(async (tx) => {
+      await tx`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+      // Other test files reap in parallel: whoever reaps it, the job is taken from this worker.
+      await tx`select public.reap_expired_jobs()`;
+    });
+    await eventually(() => Promise.resolve(reason), (value) => value !== undefined, { timeoutMs: 10_000 });
     worker.stop.abort();
     const stats = await worker.done;
     expect(reason).toBeInstanceOf(JobLeaseLostError);
@@ -186,7 +189,7 @@ describe('runWorker', () => {
         },
       },
     });
-    await eventually(async () => worker.events.some((event) => event.type === 'lease_lost'), Boolean);
+    await eventually(() => Promise.resolve(worker.events.some((event) => event.type === 'lease_lost')), Boolean);
     worker.stop.abort();
     expect(await worker.done).toMatchObject({ leaseLost: 1, succeeded: 0 });
     expect(worker.events).toContainEqual(expect.objectContaining({ type: 'lease_lost', during: 'finish' }));

@@ -368,10 +368,10 @@ describe('the router', () => {
     const keyId = await storeProviderKey(rotating.providerSlug, 'sk-test-rotation-old1');
     await catalogRefreshed();
     // Traffic runs before, during and after the rotation: until five answers came after it.
-    let answersAfterRotation: number | undefined;
+    const rotation: { answersBefore?: number } = {};
     const statuses: number[] = [];
     const traffic = (async () => {
-      while (answersAfterRotation === undefined || statuses.length < answersAfterRotation + 5) {
+      while (rotation.answersBefore === undefined || statuses.length < rotation.answersBefore + 5) {
         const { response } = await client.chat.completions.create({
           model: rotating.alias,
           messages: [{ role: 'user', content: 'x' }],
@@ -379,16 +379,16 @@ describe('the router', () => {
         statuses.push(response.status);
       }
     })();
-    await eventually(async () => statuses.length, (count) => count >= 3);
+    await eventually(() => Promise.resolve(statuses.length), (count) => count >= 3);
     const rotated = await call(`/keys/${keyId}/rotate`, {
       method: 'POST',
       headers: serviceHeaders(),
       body: JSON.stringify({ secret: 'sk-test-rotation-new2', grace_seconds: 60 }),
     });
-    answersAfterRotation = statuses.length;
+    rotation.answersBefore = statuses.length;
     expect(rotated.status).toBe(201);
     await traffic;
-    expect(answersAfterRotation).toBeGreaterThanOrEqual(3);
+    expect(rotation.answersBefore).toBeGreaterThanOrEqual(3);
     expect(statuses.every((status) => status === 200)).toBe(true);
     // The router's vault cache picks the new version up within its TTL.
     const upstreamKeyTail = async () => {

@@ -269,7 +269,7 @@ describe('fake upstream: recording and faults', () => {
       () => 'failed',
     );
     // Open at the fake (recorded) before it closes.
-    expect(await eventually(async () => hanging.requests.length, (count) => count === 1)).toBe(1);
+    expect(await eventually(() => Promise.resolve(hanging.requests.length), (count) => count === 1)).toBe(1);
     await hanging.close();
     expect(await pending).toBe('failed');
   });
