@@ -20,7 +20,13 @@ import {
   enqueueJobs,
   registerJobKind,
 } from '../supabase/functions/_shared/jobs/index.ts';
-import { freePort, prepareDatabase, recreateDatabase, startEmbeddedPostgres } from './lib/database.ts';
+import {
+  exitOnSetupError,
+  freePort,
+  prepareDatabase,
+  recreateDatabase,
+  startEmbeddedPostgres,
+} from './lib/database.ts';
 import { repoRoot } from './lib/paths.ts';
 
 const args = process.argv.slice(2);
@@ -144,7 +150,7 @@ try {
       dataDir: path.join(tempDir, 'pgdata'),
       port: await freePort(),
       persistent: false,
-    });
+    }).catch(exitOnSetupError);
     stopDatabase = embedded.stop;
     serverUrl = embedded.url;
     server = 'embedded PostgreSQL';

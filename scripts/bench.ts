@@ -12,7 +12,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { freePort, prepareDatabase, recreateDatabase, startEmbeddedPostgres, withDatabase } from './lib/database.ts';
+import {
+  exitOnSetupError,
+  freePort,
+  prepareDatabase,
+  recreateDatabase,
+  startEmbeddedPostgres,
+  withDatabase,
+} from './lib/database.ts';
 import { bin, denoExecutable, denoServerArguments, repoRoot } from './lib/paths.ts';
 import { generateSecrets } from './lib/secrets.ts';
 
@@ -180,7 +187,7 @@ try {
       dataDir: path.join(tempDir, 'pgdata'),
       port: await freePort(),
       persistent: false,
-    });
+    }).catch(exitOnSetupError);
     stopDatabase = server.stop;
     serverUrl = server.url;
   }

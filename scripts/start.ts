@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bin, repoRoot, stateDir as defaultStateDir } from './lib/paths.ts';
+import { exitOnSetupError } from './lib/database.ts';
 import { registerDemoProviderIfNoKeys } from './lib/demo-provider.ts';
 import { loadOrCreateSecrets } from './lib/secrets.ts';
 import { startStack, statusLines, writeStatusFile } from './lib/stack.ts';
@@ -25,7 +26,7 @@ const stack = await startStack({
   secrets,
   log,
   functionsOutput: 'inherit',
-});
+}).catch(exitOnSetupError);
 const demo = await registerDemoProviderIfNoKeys({
   dbUrl: stack.dbUrl,
   functionsUrl: stack.functionsUrl,

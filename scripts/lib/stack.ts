@@ -101,7 +101,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       port: options.databasePort,
       persistent: true,
       log: (line) => {
-        if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`);
+        if (/FATAL|PANIC|cannot reach/.test(line)) log(`postgres: ${line}`);
       },
     });
     serverUrl = server.url;

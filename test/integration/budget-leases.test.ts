@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../supabase/functions/_shared/clock.ts';
+import { type Clock, systemClock } from '../../supabase/functions/_shared/clock.ts';
 import { createBatchedBudgetLedger, type ReserveRequest } from '../../supabase/functions/_shared/economics/ledger.ts';
 import {
   closeLeasesOnUnload,
@@ -12,6 +12,7 @@ import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts'
 import { createCatalogFixture } from '../helpers/catalog.ts';
 import { createInProcessRouter, fixedKeySource, type InProcessRouter } from '../helpers/in-process-router.ts';
 import { call, connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 // Budget leases (economics/lease-ledger.ts over migration 20261123008000): the
 // real ledger classes against the real SQL, one postgres pool per "isolate".
@@ -25,11 +26,11 @@ afterAll(async () => {
   await sql.end();
 });
 
-function isolate(options: Partial<LeaseOptions> = {}): LeasedBudgetLedger {
+function isolate(options: Partial<LeaseOptions> = {}, clock: Clock = systemClock): LeasedBudgetLedger {
   const db = postgres(stack.dbUrl, { max: 3, onnotice: () => {} });
   pools.push(db);
   const flush = createBatchedBudgetLedger(db, { maxBatch: 64, maxInFlight: 1 });
-  return new LeasedBudgetLedger(db, flush, systemClock, logger, {
+  return new LeasedBudgetLedger(db, flush, clock, logger, {
     holder: `test:${crypto.randomUUID()}`,
     requestsPerLease: 8,
     admitSeconds: 10,
@@ -107,13 +108,8 @@ async function invariantViolations(tenantId: string) {
     select v.* from public.usage_invariant_violations() v join public.budgets b on b.id = v.budget_id where b.tenant_id = ${tenantId}`;
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return await check();
-}
+/** True once `check` holds (the shared helper's deadline), else false for the caller's assertion. */
+const eventuallyTrue = (check: () => Promise<boolean>) => eventually(check, Boolean);
 
 describe('budget leases (ledger against the real SQL)', () => {
   it('admits a lease worth of requests with one acquisition and charges each to it', async () => {
@@ -214,13 +210,16 @@ describe('budget leases (ledger against the real SQL)', () => {
     const first = request(tenantId);
     await idle.reserve(first);
     await idle.settle(settlement(first.request_id));
-    expect(await eventually(async () => (await state(tenantId)).open === 0)).toBe(true);
+    expect(await eventuallyTrue(async () => (await state(tenantId)).open === 0)).toBe(true);
     expect((await state(tenantId)).reserved).toBe(0);
 
-    const short = isolate({ admitSeconds: 0.2 });
+    // The isolate's clock stands still until the test moves it past the 200 ms admission window: a
+    // slow acquisition cannot use the window up (which took a fourth lease), and no sleep is needed.
+    let now = Date.now();
+    const short = isolate({ admitSeconds: 0.2 }, { now: () => new Date(now) });
     const second = request(tenantId);
     await short.reserve(second);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    now += 300;
     const third = request(tenantId);
     await short.reserve(third);
     await short.settle(settlement(second.request_id));
@@ -242,7 +241,7 @@ describe('budget leases (ledger against the real SQL)', () => {
     await ledger.settle(settlement(first.request_id));
     expect((await state(tenantId)).open).toBe(1);
     runtime.dispatchEvent(new Event('beforeunload'));
-    expect(await eventually(async () => (await state(tenantId)).open === 0)).toBe(true);
+    expect(await eventuallyTrue(async () => (await state(tenantId)).open === 0)).toBe(true);
     expect(await state(tenantId)).toMatchObject({ reserved: 0, spent: estimate.usd, records: 1 });
   });
 });
@@ -298,7 +297,7 @@ describe('budget leases through the router', () => {
     expect(own.status).toBe('settled');
     expect((await chat({ 'x-request-id': chosenId })).status).toBe(409);
 
-    expect(await eventually(async () => (await state(tenantId)).open === 0)).toBe(true);
+    expect(await eventuallyTrue(async () => (await state(tenantId)).open === 0)).toBe(true);
     expect(await invariantViolations(tenantId)).toEqual([]);
   });
 });
@@ -341,7 +340,7 @@ describe('flush_ledger lock order', () => {
     const pidOf = async (connection: postgres.ReservedSql) =>
       (await connection<{ pid: number }[]>`select pg_backend_pid() as pid`)[0].pid;
     const waitUntilBlocked = async (pid: number) =>
-      await eventually(async () =>
+      await eventuallyTrue(async () =>
         (await sql<{ waiting: boolean }[]>`
           select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = ${pid}`)[0]?.waiting === true
       );

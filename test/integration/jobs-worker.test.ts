@@ -13,6 +13,7 @@ import {
   type WorkerEvent,
 } from '../../supabase/functions/_shared/jobs/index.ts';
 import { bin, repoRoot } from '../../scripts/lib/paths.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { connectDatabase, createTenant, stack } from '../helpers/stack.ts';
 
 // The worker library's edges, each against the real database: drain on
@@ -29,8 +30,6 @@ afterAll(async () => {
   await pool.end({ timeout: 2 });
   await admin.end();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A kind of its own per test; retries wait a minute unless a test says otherwise. */
 async function freshKind(
@@ -75,12 +74,15 @@ describe('runWorker', () => {
     const kind = await freshKind('drain');
     let started!: () => void;
     const running = new Promise<void>((resolve) => (started = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     const first = await enqueueJob(admin, kind, {});
     const worker = startWorker({
       handlers: {
         [kind]: async () => {
           started();
-          await sleep(300);
+          // Still running when the stop comes and the second job is queued.
+          await released;
           return { finished: true };
         },
       },
@@ -89,6 +91,7 @@ describe('runWorker', () => {
     await running;
     worker.stop.abort();
     const second = await enqueueJob(admin, kind, {});
+    release();
     const stats = await worker.done;
     expect(stats).toMatchObject({ claimed: 1, succeeded: 1 });
     expect(await job(first)).toMatchObject({ status: 'succeeded', result: { finished: true } });
@@ -126,7 +129,7 @@ describe('runWorker', () => {
       abortGraceMs: 100,
       handlers: { [kind]: () => new Promise(() => {}) },
     });
-    for (let i = 0; i < 100 && (await job(id)).status !== 'failed_dlq'; i++) await sleep(50);
+    await eventually(() => job(id), (row) => row.status === 'failed_dlq');
     worker.stop.abort();
     const stats = await worker.done;
     expect(stats).toMatchObject({ abandoned: 1, deadLettered: 1 });
@@ -156,10 +159,13 @@ describe('runWorker', () => {
     });
     await running;
     // As if the worker had stalled past its lease: the reaper takes the job.
-    await admin`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
-    // Other test files reap in parallel: whoever reaps it, the job is taken from this worker.
-    await reapExpiredJobs(admin);
-    for (let i = 0; i < 100 && reason === undefined; i++) await sleep(20);
+    // In one transaction, so a heartbeat (every 50 ms) cannot renew the lease between the two.
+    await admin.begin(async (tx) => {
+      await tx`update public.jobs set lease_expires_at = now() - interval '1 second' where id = ${id}`;
+      // Other test files reap in parallel: whoever reaps it, the job is taken from this worker.
+      await tx`select public.reap_expired_jobs()`;
+    });
+    await eventually(() => Promise.resolve(reason), (value) => value !== undefined, { timeoutMs: 10_000 });
     worker.stop.abort();
     const stats = await worker.done;
     expect(reason).toBeInstanceOf(JobLeaseLostError);
@@ -183,7 +189,7 @@ describe('runWorker', () => {
         },
       },
     });
-    for (let i = 0; i < 100 && !worker.events.some((event) => event.type === 'lease_lost'); i++) await sleep(20);
+    await eventually(() => Promise.resolve(worker.events.some((event) => event.type === 'lease_lost')), Boolean);
     worker.stop.abort();
     expect(await worker.done).toMatchObject({ leaseLost: 1, succeeded: 0 });
     expect(worker.events).toContainEqual(expect.objectContaining({ type: 'lease_lost', during: 'finish' }));
@@ -194,7 +200,7 @@ describe('runWorker', () => {
     const kind = await freshKind('bigint');
     const id = await enqueueJob(admin, kind, {});
     const worker = startWorker({ handlers: { [kind]: () => ({ total: 10n }) } });
-    for (let i = 0; i < 100 && (await job(id)).status !== 'failed_dlq'; i++) await sleep(20);
+    await eventually(() => job(id), (row) => row.status === 'failed_dlq');
     worker.stop.abort();
     expect(await worker.done).toMatchObject({ deadLettered: 1, succeeded: 0 });
     expect((await job(id)).last_error).toMatch(/^the handler's result cannot be stored as JSON: TypeError: /);
@@ -211,7 +217,7 @@ describe('runWorker', () => {
         },
       },
     });
-    for (let i = 0; i < 100 && (await job(id)).status !== 'retry_scheduled'; i++) await sleep(20);
+    await eventually(() => job(id), (row) => row.status === 'retry_scheduled');
     worker.stop.abort();
     await worker.done;
     const after = await job(id);
@@ -234,7 +240,7 @@ describe('runWorker', () => {
         },
       },
     });
-    for (let i = 0; i < 100 && (await job(id)).status !== 'succeeded'; i++) await sleep(20);
+    await eventually(() => job(id), (row) => row.status === 'succeeded');
     worker.stop.abort();
     await worker.done;
     expect((await job(id)).result).toEqual({ pages: 2 });

@@ -1,7 +1,8 @@
 import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
-import { type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
+import { catalogCaughtUp, type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { requestsOnOneConnection } from '../helpers/raw-http.ts';
 import { call, connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
 import { testRouterSettings } from '../setup/router-settings.ts';
@@ -33,9 +34,9 @@ async function providerFixture(name: string, options: Parameters<typeof createCa
   return fixture;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** The router reads the catalog through a cache: a change is visible after one TTL. */
-const catalogRefreshed = () => sleep(testRouterSettings.catalogTtlMs + 100);
+const listModels = async () => (await client.models.list()).data.map((model) => model.id);
+/** The router reads the catalog through a cache: wait until it holds what the test just changed. */
+const catalogRefreshed = () => catalogCaughtUp(sql, fixtures.openai.providerSlug, listModels);
 
 beforeAll(async () => {
   fake = await startFakeUpstream();
@@ -64,7 +65,6 @@ beforeAll(async () => {
     upstreamModel: 'gemini-2.0-flash',
     apiVersion: 'v1beta',
   });
-  await catalogRefreshed();
   tenantId = await createTenant('Router');
   const created = await call(`/ops/tenants/${tenantId}/api-keys`, {
     method: 'POST',
@@ -78,6 +78,7 @@ beforeAll(async () => {
     maxRetries: 0,
     defaultHeaders: { apikey: stack.anonKey },
   });
+  await catalogRefreshed();
 });
 afterAll(async () => {
   // Providers of this file's fake go with it: the smoke check invokes the first model listed.
@@ -279,11 +280,14 @@ describe('the router', () => {
     expect(response.headers.get('x-switchyard-route-reason')).toMatch(/cooling_down=/);
     expect(sentToFlaky()).toBe(testRouterSettings.failureThreshold);
     fake.clearFaults();
-    await sleep(testRouterSettings.cooldownMs + 200);
-    const recovered = await client.chat.completions.create({
-      model: flaky.alias,
-      messages: [{ role: 'user', content: 'x' }],
-    }).withResponse();
+    // Until the cooldown ends the steady provider answers; then the flaky one again.
+    const recovered = await eventually(
+      () =>
+        client.chat.completions.create({ model: flaky.alias, messages: [{ role: 'user', content: 'x' }] })
+          .withResponse(),
+      ({ response }) => response.headers.get('x-switchyard-provider') === flaky.providerSlug,
+      { timeoutMs: testRouterSettings.cooldownMs + 20_000, intervalMs: 200 },
+    );
     expect(recovered.response.headers.get('x-switchyard-provider')).toBe(flaky.providerSlug);
   });
 
@@ -363,32 +367,37 @@ describe('the router', () => {
     });
     const keyId = await storeProviderKey(rotating.providerSlug, 'sk-test-rotation-old1');
     await catalogRefreshed();
+    // Traffic runs before, during and after the rotation: until five answers came after it.
+    const rotation: { answersBefore?: number } = {};
+    const statuses: number[] = [];
     const traffic = (async () => {
-      const statuses: number[] = [];
-      for (let i = 0; i < 20; i++) {
+      while (rotation.answersBefore === undefined || statuses.length < rotation.answersBefore + 5) {
         const { response } = await client.chat.completions.create({
           model: rotating.alias,
           messages: [{ role: 'user', content: 'x' }],
         }).withResponse();
         statuses.push(response.status);
-        await sleep(60);
       }
-      return statuses;
     })();
-    await sleep(300);
+    await eventually(() => Promise.resolve(statuses.length), (count) => count >= 3);
     const rotated = await call(`/keys/${keyId}/rotate`, {
       method: 'POST',
       headers: serviceHeaders(),
       body: JSON.stringify({ secret: 'sk-test-rotation-new2', grace_seconds: 60 }),
     });
+    rotation.answersBefore = statuses.length;
     expect(rotated.status).toBe(201);
-    const statuses = await traffic;
+    await traffic;
+    expect(rotation.answersBefore).toBeGreaterThanOrEqual(3);
     expect(statuses.every((status) => status === 200)).toBe(true);
-    await sleep(testRouterSettings.vaultCacheTtlMs + 100);
-    fake.clearRequests();
-    await client.chat.completions.create({ model: rotating.alias, messages: [{ role: 'user', content: 'x' }] });
+    // The router's vault cache picks the new version up within its TTL.
+    const upstreamKeyTail = async () => {
+      fake.clearRequests();
+      await client.chat.completions.create({ model: rotating.alias, messages: [{ role: 'user', content: 'x' }] });
+      return JSON.stringify(fake.requests.at(-1)?.headers);
+    };
     // The fake keeps the last four characters of each key: the new version is in use.
-    expect(JSON.stringify(fake.requests.at(-1)?.headers)).toContain('new2');
+    expect(await eventually(upstreamKeyTail, (headers) => headers.includes('new2'))).toContain('new2');
   });
 });
 

@@ -4,10 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, repoRoot } from '../../scripts/lib/paths.ts';
-import { createCatalogFixture } from '../helpers/catalog.ts';
-import { connectDatabase, serviceHeaders, stack } from '../helpers/stack.ts';
+import { catalogCaughtUp, createCatalogFixture } from '../helpers/catalog.ts';
+import { connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
 import { type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
-import { testRouterSettings } from '../setup/router-settings.ts';
 
 interface Line {
   id?: string;
@@ -50,7 +49,19 @@ beforeAll(async () => {
     body: JSON.stringify({ provider: fixture.providerSlug, secret: `sk-smoke-${crypto.randomUUID()}` }),
   });
   expect(stored.status).toBe(201);
-  await new Promise((resolve) => setTimeout(resolve, testRouterSettings.catalogTtlMs + 100));
+  // The router caches the catalog: wait until it serves the new model (its listing through a tenant key of our own).
+  const created = await fetch(`${stack.functionsUrl}/ops/tenants/${await createTenant('Smoke catalog')}/api-keys`, {
+    method: 'POST',
+    headers: serviceHeaders(),
+    body: '{"name":"catalog"}',
+  });
+  const { key: tenantKey } = (await created.json()) as { key: string };
+  await catalogCaughtUp(sql, fixture.providerSlug, async () => {
+    const response = await fetch(`${stack.functionsUrl}/llm-router/v1/models`, {
+      headers: { apikey: stack.anonKey, authorization: `Bearer ${tenantKey}` },
+    });
+    return ((await response.json()) as { data: { id: string }[] }).data.map((listed) => listed.id);
+  });
   scratch = await mkdtemp(path.join(os.tmpdir(), 'switchyard-smoke-'));
   const key = stack.jwksSigningKeys.find((candidate) => candidate.alg === 'ES256');
   if (!key) throw new Error('the fake JWKS has no ES256 key');

@@ -175,12 +175,15 @@ describe('request metrics middleware', () => {
     app.use(requestMetricsMiddleware(metrics, 'slow'));
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered: () => void = () => {};
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
     app.get('/', async (c) => {
+      entered();
       await gate;
       return c.text('done');
     });
     const pending = app.request('/slow');
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await inHandler;
     const during = parsePrometheusText(renderExposition(metrics.families()));
     expect(sampleValue(during, metricCatalog.httpInFlight.name, { function: 'slow' })).toBe(1);
     release();

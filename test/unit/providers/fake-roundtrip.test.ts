@@ -270,14 +270,13 @@ describe.each(CASES)('$kind adapter against the fake upstream', (c) => {
     fake.enqueue({ kind: 'delay', ms: 2000 });
     fake.enqueue({ kind: 'hang' });
     const adapter = getProviderAdapter(c.kind);
+    // The delayed answer would succeed and the hang never ends: a 504 means the 150 ms signal ended each.
     for (let i = 0; i < 2; i += 1) {
-      const started = Date.now();
       const error = await send(adapter.buildChatRequest(hello, contextFor(c)), AbortSignal.timeout(150)).then(
         () => undefined,
         (e: unknown) => upstreamErrorFromFetchFailure(e),
       );
       expect(error).toMatchObject({ status: 504, code: 'upstream_timeout', retryable: true });
-      expect(Date.now() - started).toBeLessThan(1500);
     }
   });
 });

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../helpers/eventually.ts';
 import { type FakeUpstream, startFakeUpstream } from '../../fakes/fake-upstream.ts';
 
 let fake: FakeUpstream;
@@ -267,7 +268,8 @@ describe('fake upstream: recording and faults', () => {
       (res) => res.status,
       () => 'failed',
     );
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Open at the fake (recorded) before it closes.
+    expect(await eventually(() => Promise.resolve(hanging.requests.length), (count) => count === 1)).toBe(1);
     await hanging.close();
     expect(await pending).toBe('failed');
   });
