@@ -3,6 +3,13 @@ import { z } from 'zod';
 import { HttpError } from './errors.ts';
 import { findUnstorableText, unstorableReason } from './storable-text.ts';
 
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID in its canonical text form (any version; the database's uuid type takes it). */
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && uuidPattern.test(value);
+}
+
 /** "messages.0.role" style path for a zod issue. */
 export function issuePath(path: readonly PropertyKey[]): string {
   return path.map((part) => String(part)).join('.');

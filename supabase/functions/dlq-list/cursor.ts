@@ -1,3 +1,4 @@
+import { isUuid } from '../_shared/validation.ts';
 /**
  * Keyset cursor for dead letters, newest first: the (failed_at, id) of the
  * last item of a page, failed_at as PostgreSQL's text with microseconds (a
@@ -8,7 +9,6 @@ export interface DeadLetterCursor {
   id: string;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const timestampPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 function toBase64Url(text: string): string {
@@ -37,7 +37,7 @@ export function decodeCursor(text: string): DeadLetterCursor | undefined {
     if (typeof failedAt !== 'string' || !timestampPattern.test(failedAt) || Number.isNaN(Date.parse(failedAt))) {
       return undefined;
     }
-    if (typeof id !== 'string' || !uuidPattern.test(id)) return undefined;
+    if (!isUuid(id)) return undefined;
     return { failedAt, id };
   } catch {
     return undefined;

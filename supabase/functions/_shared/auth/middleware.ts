@@ -2,6 +2,7 @@ import { createMiddleware } from 'hono/factory';
 import type { Config } from '../config.ts';
 import type { AppDependencies } from '../dependencies.ts';
 import { HttpError } from '../errors.ts';
+import { isUuid } from '../validation.ts';
 import type { AppEnv } from '../hono-env.ts';
 import { isolateApiKeyCache } from './api-key-cache.ts';
 import { constantTimeEqual, looksLikeTenantApiKey, sha256Hex } from './api-keys.ts';
@@ -12,8 +13,6 @@ export interface AuthenticateOptions {
   /** Caller kinds this route accepts; others get 403. Default: all. */
   allow?: readonly Caller['kind'][];
 }
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** True when `apikey` is one of this project's keys (legacy JWT keys or the new sb_ keys). */
 export function isProjectKey(apikey: string, keys: Config['projectKeys']): boolean {
@@ -72,7 +71,7 @@ export async function resolveCaller(
     if (deps.config.jwt.issuer && claims.iss !== deps.config.jwt.issuer) {
       throw new HttpError('unauthorized', 'JWT claim "iss" is invalid');
     }
-    if (typeof claims.sub !== 'string' || !uuidPattern.test(claims.sub)) {
+    if (!isUuid(claims.sub)) {
       throw new HttpError('unauthorized', 'JWT claim "sub" is invalid');
     }
     return { kind: 'user', userId: claims.sub, claims: { ...claims } };

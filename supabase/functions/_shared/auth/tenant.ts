@@ -1,5 +1,6 @@
 import type { Database } from '../db.ts';
 import { HttpError } from '../errors.ts';
+import { isUuid } from '../validation.ts';
 import type { Caller } from './caller.ts';
 
 /** The tenant a request acts for, and who inside it. */
@@ -9,19 +10,24 @@ export interface TenantContext {
   apiKeyId?: string;
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export interface ResolveTenantOptions {
+  /** Tenant roles a user must hold (operator endpoints); default: any membership. */
+  roles?: readonly string[];
+}
 
 /**
  * Which tenant a request acts for. A tenant API key is bound to its tenant; a
- * user picks one of their tenants with `x-tenant-id` (needed only when they
- * belong to several); the service role must name one.
+ * user picks one of their tenants (where they hold one of `roles`, when given)
+ * with `x-tenant-id`, needed only when there are several; the service role
+ * must name one.
  */
 export async function resolveTenant(
   db: Database,
   caller: Caller,
   requestedTenantId: string | undefined,
+  { roles }: ResolveTenantOptions = {},
 ): Promise<TenantContext> {
-  if (requestedTenantId !== undefined && !uuidPattern.test(requestedTenantId)) {
+  if (requestedTenantId !== undefined && !isUuid(requestedTenantId)) {
     throw new HttpError('validation_failed', 'x-tenant-id: must be a UUID', { param: 'x-tenant-id' });
   }
   switch (caller.kind) {
@@ -42,19 +48,24 @@ export async function resolveTenant(
     }
     case 'user': {
       const memberships = await db<{ tenant_id: string }[]>`
-        select tenant_id from public.memberships where user_id = ${caller.userId}`;
+        select tenant_id from public.memberships
+        where user_id = ${caller.userId} and (${roles === undefined} or role in ${db([...(roles ?? [''])])})
+        order by tenant_id`;
       const tenantIds = memberships.map((row) => row.tenant_id);
+      const what = roles ? 'an operator or admin of' : 'a member of';
       if (requestedTenantId) {
         if (!tenantIds.includes(requestedTenantId)) {
-          throw new HttpError('forbidden', 'you are not a member of this tenant');
+          throw new HttpError('forbidden', `you are not ${what} this tenant`);
         }
         return { tenantId: requestedTenantId, userId: caller.userId };
       }
       if (tenantIds.length === 1) return { tenantId: tenantIds[0], userId: caller.userId };
-      if (tenantIds.length === 0) throw new HttpError('forbidden', 'you are not a member of any tenant');
-      throw new HttpError('validation_failed', 'x-tenant-id: required, you belong to several tenants', {
-        param: 'x-tenant-id',
-      });
+      if (tenantIds.length === 0) throw new HttpError('forbidden', `you are not ${what} any tenant`);
+      throw new HttpError(
+        'validation_failed',
+        `x-tenant-id: required, you ${roles ? 'operate' : 'belong to'} several tenants`,
+        { param: 'x-tenant-id' },
+      );
     }
   }
 }

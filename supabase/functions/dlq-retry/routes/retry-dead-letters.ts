@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Caller } from '../../_shared/auth/caller.ts';
+import { resolveTenant } from '../../_shared/auth/tenant.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
 import { actorOf, idempotencyKeyOf, jobFunctionError, jobKindName } from '../../_shared/jobs/http.ts';
-import { operatedTenants, requireDeadLetterOperator } from '../../_shared/jobs/operator-tenants.ts';
+import { deadLetterRoles, requireDeadLetterOperator } from '../../_shared/jobs/operator-tenants.ts';
 import { isoDateTime, readJsonBody } from '../../_shared/validation.ts';
 
 /** At most this many dead letters per request, whatever `max` says. */
@@ -55,26 +55,6 @@ export interface RetryDeadLettersResponse {
   replayed?: boolean;
 }
 
-/** The one tenant a user's request acts on: x-tenant-id, filter.tenant_id, or the only tenant they operate. */
-async function userTenant(
-  deps: AppDependencies,
-  caller: Extract<Caller, { kind: 'user' }>,
-  requested: string | undefined,
-): Promise<string> {
-  const tenants = await operatedTenants(deps.db, caller.userId);
-  if (requested) {
-    if (!tenants.includes(requested)) {
-      throw new HttpError('forbidden', 'you are not an operator or admin of this tenant');
-    }
-    return requested;
-  }
-  if (tenants.length === 1) return tenants[0];
-  if (tenants.length === 0) throw new HttpError('forbidden', 'you are not an operator or admin of any tenant');
-  throw new HttpError('validation_failed', 'x-tenant-id: required, you operate several tenants', {
-    param: 'x-tenant-id',
-  });
-}
-
 /**
  * POST /dlq-retry {ids | filter, reason, dry_run?, max?} (+ Idempotency-Key).
  * Requeued jobs keep their ids; a dead letter already requeued is skipped,
@@ -89,17 +69,16 @@ export function retryDeadLettersRoute(deps: AppDependencies) {
     const idempotencyKey = idempotencyKeyOf(c);
     const body = await readJsonBody(c, retryBody);
     const headerTenant = c.req.header('x-tenant-id');
-    if (headerTenant !== undefined && !z.uuid().safeParse(headerTenant).success) {
-      throw new HttpError('validation_failed', 'x-tenant-id: must be a UUID', { param: 'x-tenant-id' });
-    }
     if (headerTenant && body.filter?.tenant_id && headerTenant !== body.filter.tenant_id) {
       throw new HttpError('validation_failed', 'filter.tenant_id: differs from x-tenant-id', {
         param: 'filter.tenant_id',
       });
     }
-    const tenantId = caller.kind === 'user'
-      ? await userTenant(deps, caller, headerTenant ?? body.filter?.tenant_id)
-      : headerTenant ?? null;
+    // A user acts on one tenant they operate; the service role on one it names, or on all.
+    const requested = headerTenant ?? body.filter?.tenant_id;
+    const tenantId = caller.kind === 'user' || requested !== undefined
+      ? (await resolveTenant(deps.db, caller, requested, { roles: deadLetterRoles })).tenantId
+      : null;
 
     let response: RetryDeadLettersResponse;
     try {
