@@ -18,7 +18,7 @@ import { connectDatabase, stack } from '../helpers/stack.ts';
 // The queue under load, against the real PostgreSQL: 8 workers, each with its
 // own connection pool, process 5,000 jobs with random failures, timeouts,
 // aborts and skips while a reaper runs beside them. Sized for ~10-20 s on two
-// cores (most of it is 1 s timeouts and short backoffs); see README "Jobs".
+// cores (most of it is 1 s timeouts and short backoffs); see docs/reference/jobs.md.
 const admin = connectDatabase();
 const suffix = crypto.randomUUID().slice(0, 8);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
