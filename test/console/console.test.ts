@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,7 +135,14 @@ async function usageOfA() {
     headers: serviceHeaders(),
   });
   const { items } = (await response.json()) as {
-    items: { provider: string; model: string; requests: number; prompt_tokens: number; completion_tokens: number }[];
+    items: {
+      provider: string;
+      model: string;
+      requests: number;
+      prompt_tokens: number;
+      completion_tokens: number;
+      cost_usd_micros: number;
+    }[];
   };
   return items;
 }
@@ -299,6 +306,66 @@ describe('operator console', { timeout: 60_000 }, () => {
       select limit_amount::text, period from public.budgets where tenant_id = ${tenantA.id} and scope = 'tenant'`;
     expect(stored).toEqual({ limit_amount: '5000000', period: 'day' });
     await page.screenshot({ path: path.join(screenshotDir, 'budgets.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('explores usage by provider and model and exports it as CSV', async () => {
+    const page = await openAsService();
+    await goTo(page, 'Usage');
+    const table = page.getByTestId('usage-table');
+    const row = table.getByRole('row', { name: /^switchyard-demo \/ demo-chat/ });
+    await row.waitFor();
+    expect((await row.getByRole('cell').allTextContents())[0]).toBe('3');
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
+    const csv = await readFile((await download.path())!, 'utf8');
+    const [usage] = await usageOfA();
+    expect(csv.split('\r\n')).toEqual([
+      'provider,model,requests,prompt_tokens,completion_tokens,cost_usd_micros,cache_hits',
+      `switchyard-demo,demo-chat,3,${usage.prompt_tokens},${usage.completion_tokens},${usage.cost_usd_micros},0`,
+      '',
+    ]);
+    await page.screenshot({ path: path.join(screenshotDir, 'usage.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('stores, rotates and disables a provider key, never showing a secret, with the audit log', async () => {
+    const page = await openAsService();
+    await goTo(page, 'Key vault');
+    const label = `console-${suffix}`;
+    const firstSecret = `sk-console-first-${suffix}-1111`;
+    const secondSecret = `sk-console-second-${suffix}-2222`;
+    const form = page.getByRole('form', { name: 'Store a provider key' });
+    await form.getByLabel('Provider').fill('openai');
+    await form.getByLabel('Label').fill(label);
+    await form.getByLabel('Secret').fill(firstSecret);
+    await form.getByRole('button', { name: 'Store encrypted' }).click();
+    const card = page.getByRole('article', { name: `openai ${label}` });
+    await card.waitFor();
+    expect(await form.getByLabel('Secret').inputValue()).toBe('');
+    expect(await card.getByRole('row', { name: /^1 active/ }).getByText('…1111').count()).toBe(1);
+
+    await card.getByLabel('New secret').fill(secondSecret);
+    await card.getByLabel(/^Grace/).fill('0');
+    await card.getByRole('button', { name: 'Rotate' }).click();
+    await card.getByRole('row', { name: /^2 active/ }).waitFor();
+    await card.getByRole('row', { name: /^1 disabled/ }).waitFor();
+    expect(await card.getByLabel('New secret').inputValue()).toBe('');
+
+    await card.getByRole('button', { name: 'Show audit log' }).click();
+    const audit = card.locator('ol.timeline');
+    await audit.getByText('rotate').waitFor();
+    // Newest first; a rotation with no grace disables the old version in the same transaction.
+    const actions = await audit.locator('strong').allTextContents();
+    expect(actions.at(-1)).toBe('create');
+    expect(actions.toSorted()).toEqual(['create', 'disable', 'rotate']);
+    const html = await page.content();
+    expect(html).not.toContain(firstSecret);
+    expect(html).not.toContain(secondSecret);
+    await page.screenshot({ path: path.join(screenshotDir, 'key-vault.png'), fullPage: true });
     await page.close();
   });
 });
