@@ -26,22 +26,8 @@ export function useDailyUsage(days: readonly UsageDay[], groups: readonly UsageG
   });
 }
 
-export interface DeadLetter {
-  id: string;
-  job_id: string;
-  tenant_id: string | null;
-  kind: string;
-  payload: unknown;
-  last_error: string | null;
-  attempts: number;
-  failed_at: string;
-  requeued_at: string | null;
-  requeued_by: string | null;
-  requeue_reason: string | null;
-  job_status: string;
-}
-
-export interface DeadLetterPage {
-  items: DeadLetter[];
-  next_cursor: string | null;
-}
+// The endpoints' own response types (type-only imports: nothing of the functions reaches the bundle).
+export type {
+  DeadLetterItem as DeadLetter,
+  ListDeadLettersResponse as DeadLetterPage,
+} from '../../supabase/functions/dlq-list/routes/list-dead-letters.ts';

@@ -14,7 +14,7 @@ export function sessionLabel(session: Session): string {
     case 'service':
       return 'service role (break-glass)';
     case 'link':
-      return `local operator ${session.subject.slice(0, 8)}`;
+      return `user ${session.subject.slice(0, 8)} (sign-in link)`;
     case 'supabase':
       return session.email;
   }

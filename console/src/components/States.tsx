@@ -17,7 +17,7 @@ export function ErrorNote({ error, what }: { error: unknown; what: string }) {
   return (
     <div className='error' role='alert'>
       <strong>Could not {what}:</strong> <span className='error-message'>{message}</span>
-      {hint && <span className='hint'>{hint}</span>}
+      {hint && <span className='hint'>{` ${hint}`}</span>}
     </div>
   );
 }

@@ -2,6 +2,8 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { Empty, ErrorNote, QueryState } from '../components/States.tsx';
 import { useConsole } from '../context.ts';
+import type { RetryDeadLettersResponse } from '../../../supabase/functions/dlq-retry/routes/retry-dead-letters.ts';
+import type { GetJobResponse } from '../../../supabase/functions/jobs/routes/get-job.ts';
 import type { DeadLetterPage } from '../queries.ts';
 
 const pageSize = 20;
@@ -14,32 +16,7 @@ interface Filters {
   until: string;
 }
 
-interface RetryAnswer {
-  requeued: string[];
-  skipped: { id: string; reason: string }[];
-  dry_run: boolean;
-}
-
-interface JobEvent {
-  event: string;
-  from_status: string | null;
-  to_status: string;
-  attempt: number;
-  worker: string | null;
-  details: unknown;
-  at: string;
-}
-
-interface JobWithEvents {
-  id: string;
-  kind: string;
-  status: string;
-  attempts: number;
-  max_attempts: number;
-  last_error: string | null;
-  created_at: string;
-  events: JobEvent[];
-}
+type RetryAnswer = RetryDeadLettersResponse;
 
 const dateToIso = (value: string, endOfDay: boolean) =>
   value ? new Date(`${value}T${endOfDay ? '23:59:59.999' : '00:00:00.000'}Z`).toISOString() : undefined;
@@ -74,7 +51,7 @@ export function JobsPage() {
 
   const job = useQuery({
     queryKey: ['job', jobId],
-    queryFn: () => api.get<JobWithEvents>(`/jobs/${jobId}`),
+    queryFn: () => api.get<GetJobResponse>(`/jobs/${jobId}`),
     enabled: jobId !== undefined,
   });
 
