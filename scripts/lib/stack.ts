@@ -22,6 +22,8 @@ export interface StackOptions {
   /** Drop and recreate this database first (tests); default: use the URL's database as is. */
   freshDatabase?: string;
   secrets: LocalSecrets;
+  /** Browser origins besides the defaults that may call the functions (CORS): the console's. */
+  consoleOrigins?: readonly string[];
   /** Extra environment for the functions (tests point providers at fakes). */
   functionsEnv?: Record<string, string>;
   log?: (line: string) => void;
@@ -125,7 +127,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       SWITCHYARD_MASTER_KEYS: options.secrets.masterKeys,
       METRICS_TOKEN: options.secrets.metricsToken,
       JOB_TOKENS: options.secrets.jobToken,
-      ALLOWED_ORIGINS: 'http://localhost:3000,http://127.0.0.1:3000',
+      ALLOWED_ORIGINS: ['http://localhost:3000', 'http://127.0.0.1:3000', ...(options.consoleOrigins ?? [])].join(','),
       FUNCTIONS_PORT: String(options.functionsPort),
       ...options.functionsEnv,
     };

@@ -78,6 +78,7 @@ describe('npm start', { timeout: 150_000 }, () => {
       FUNCTIONS_PORT: String(await freePort()),
       DB_PORT: String(await freePort()),
       DEMO_UPSTREAM_PORT: String(await freePort()),
+      CONSOLE_PORT: String(await freePort()),
     };
     const first = await startStack(env);
     const firstStatus = await status(env);
@@ -116,6 +117,31 @@ describe('npm start', { timeout: 150_000 }, () => {
       headers: { apikey: firstStatus.values.ANON_KEY, authorization: `Bearer ${userToken}` },
     });
     expect(asUser.status).toBe(404);
+
+    // The operator console: its URL (also in status), a config.json naming these functions, and a
+    // sign-in link whose token (the local operator, admin of its tenant) the functions accept.
+    const consoleUrl = `http://127.0.0.1:${env.CONSOLE_PORT}`;
+    expect(first.output()).toContain(`Console: ${consoleUrl}`);
+    expect(firstStatus.values.CONSOLE_URL).toBe(consoleUrl);
+    expect(await (await fetch(`${consoleUrl}/config.json`)).json()).toEqual({
+      functionsUrl: firstStatus.values.FUNCTIONS_URL,
+      anonKey: firstStatus.values.ANON_KEY,
+    });
+    expect(await (await fetch(consoleUrl)).text()).toContain('<div id="root"></div>');
+    const link = /Console sign-in: (\S+)/.exec(first.output())?.[1] ?? '';
+    expect(link.startsWith(`${consoleUrl}/#access_token=`)).toBe(true);
+    const operatorTenants = await fetch(`${firstStatus.values.FUNCTIONS_URL}/ops/tenants`, {
+      headers: {
+        apikey: firstStatus.values.ANON_KEY,
+        authorization: `Bearer ${link.split('#access_token=')[1]}`,
+        origin: consoleUrl,
+      },
+    });
+    expect(operatorTenants.status).toBe(200);
+    expect(operatorTenants.headers.get('access-control-allow-origin')).toBe(consoleUrl);
+    expect(((await operatorTenants.json()) as { items: { name: string; role: string }[] }).items).toEqual([
+      expect.objectContaining({ name: 'Local operator', role: 'admin' }),
+    ]);
 
     // No provider key in the vault: the demo provider answers a newcomer's first call, and says so.
     expect(first.output()).toContain('DEMO PROVIDER');

@@ -27,6 +27,8 @@ export interface TestStack {
   jobToken: string;
   /** SWITCHYARD_MASTER_KEYS of the functions, so tests can decrypt what they stored. */
   masterKeys: string;
+  /** A port whose origin (http://127.0.0.1:<port>) the functions' CORS allow-list has: the console tests serve it there. */
+  consolePort: number;
 }
 
 declare module 'vitest' {
@@ -50,6 +52,7 @@ export default async function setup(project: TestProject) {
   const functionsLog = createWriteStream(functionsLogFile);
 
   const preparedUrl = process.env.SWITCHYARD_TEST_DATABASE_URL;
+  const consolePort = await freePort();
   const stack = await startStack({
     stateDir,
     functionsPort: await freePort(),
@@ -57,6 +60,7 @@ export default async function setup(project: TestProject) {
     databaseUrl: preparedUrl ?? process.env.DATABASE_URL ?? undefined,
     freshDatabase: !preparedUrl && process.env.DATABASE_URL ? 'switchyard_vitest' : undefined,
     secrets,
+    consoleOrigins: [`http://127.0.0.1:${consolePort}`],
     functionsEnv: {
       SUPABASE_JWKS_URL: `${jwks.url}/auth/v1/.well-known/jwks.json`,
       SUPABASE_JWKS_COOLDOWN_MS: '0',
@@ -95,6 +99,7 @@ export default async function setup(project: TestProject) {
     metricsToken: secrets.metricsToken,
     jobToken: secrets.jobToken,
     masterKeys: secrets.masterKeys,
+    consolePort,
   });
 
   return async () => {

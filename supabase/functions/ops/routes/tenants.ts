@@ -6,7 +6,7 @@ import { sqlState, type Transaction, withIdentity } from '../../_shared/db.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
-import { readJsonBody, readParams } from '../../_shared/validation.ts';
+import { readJsonBody, readParams, readQuery } from '../../_shared/validation.ts';
 
 const tenantIdParams = z.object({ id: z.uuid('must be a UUID') });
 
@@ -18,6 +18,11 @@ const createTenantBody = z.object({
 const addMemberBody = z.object({
   user_id: z.uuid('must be a UUID'),
   role: z.enum(['member', 'admin', 'operator']),
+}).strict();
+
+const listTenantsQuery = z.object({
+  limit: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000')
+    .default(200),
 }).strict();
 
 const createApiKeyBody = z.object({
@@ -63,6 +68,22 @@ export function tenantRoutes(deps: AppDependencies) {
       if (sqlState(error) === '23505') throw new HttpError('conflict', `slug "${slug}" is taken`);
       throw error;
     }
+  });
+
+  // The tenants the caller can see, each with the caller's role in it (null for the service role):
+  // what a console or CLI needs to offer a choice of tenant. RLS decides for users. Newest first.
+  app.get('/', async (c) => {
+    const { limit } = readQuery(c, listTenantsQuery);
+    const caller = c.get('caller');
+    const userId = caller.kind === 'user' ? caller.userId : null;
+    const items = await withIdentity(deps.db, databaseIdentityOf(caller), (tx) =>
+      tx`
+        select t.id, t.name, t.slug, t.created_at, m.role
+        from public.tenants t
+        left join public.memberships m on m.tenant_id = t.id and m.user_id = ${userId}
+        order by t.created_at desc, t.id
+        limit ${limit}`);
+    return c.json({ items });
   });
 
   app.get('/:id', async (c) => {
