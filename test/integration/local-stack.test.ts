@@ -92,7 +92,11 @@ describe('npm start', { timeout: 150_000 }, () => {
     expect(ready.status).toBe(200);
     const created = await fetch(`${firstStatus.values.FUNCTIONS_URL}/ops/tenants`, {
       method: 'POST',
-      headers: { apikey: firstStatus.values.ANON_KEY, authorization: `Bearer ${firstStatus.values.SERVICE_ROLE_KEY}` },
+      headers: {
+        apikey: firstStatus.values.ANON_KEY,
+        authorization: `Bearer ${firstStatus.values.SERVICE_ROLE_KEY}`,
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
     });
     expect(created.status).toBe(201);
