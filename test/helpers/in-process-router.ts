@@ -1,3 +1,4 @@
+import { ApiKeyCache } from '../../supabase/functions/_shared/auth/api-key-cache.ts';
 import OpenAI from 'openai';
 import postgres from 'postgres';
 import { systemClock } from '../../supabase/functions/_shared/clock.ts';
@@ -41,6 +42,7 @@ export function createInProcessRouter(keys: ProviderKeySource, env: Record<strin
       // Provider keys come from `keys` here, not from the vault.
       kms: createUnavailableKms(['the in-process router takes provider keys from its key source']),
       storage: createUnavailableStorage(['the router needs no Storage']),
+      apiKeys: new ApiKeyCache(config.authCacheTtlMs, systemClock),
     },
     { keys },
   );

@@ -1,3 +1,4 @@
+import { ApiKeyCache } from '../../supabase/functions/_shared/auth/api-key-cache.ts';
 import { type Clock, systemClock } from '../../supabase/functions/_shared/clock.ts';
 import { loadConfig } from '../../supabase/functions/_shared/config.ts';
 import { createDatabase, type Database } from '../../supabase/functions/_shared/db.ts';
@@ -63,6 +64,7 @@ export function inProcessKeysApp(environment: Record<string, string>) {
   if (problems.length > 0) logger.warn('kms_unavailable', { problems });
   const db = createDatabase(config);
   const { storage } = createStorage(config.storage, fetch);
-  const app = createKeysApp({ config, db, clock: systemClock, fetch, logger, kms, storage });
+  const apiKeys = new ApiKeyCache(config.authCacheTtlMs, systemClock);
+  const app = createKeysApp({ config, db, clock: systemClock, fetch, logger, kms, storage, apiKeys });
   return { app, db, logLines, close: () => db.end({ timeout: 1 }) };
 }

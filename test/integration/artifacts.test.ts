@@ -1,3 +1,4 @@
+import { ApiKeyCache } from '../../supabase/functions/_shared/auth/api-key-cache.ts';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../supabase/functions/_shared/clock.ts';
@@ -89,6 +90,7 @@ function inProcessJobs(environment: Record<string, string>) {
     logger: createJsonLogger({ level: 'error', write: () => {} }),
     kms: createUnavailableKms(['not needed here']),
     storage: createStorage(config.storage, fetch).storage,
+    apiKeys: new ApiKeyCache(config.authCacheTtlMs, systemClock),
   };
   return { deps, app: createJobsApp(deps), close: () => db.end({ timeout: 1 }) };
 }

@@ -1,3 +1,4 @@
+import type { ApiKeyCache } from './auth/api-key-cache.ts';
 import type { Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db.ts';
@@ -16,4 +17,6 @@ export interface AppDependencies {
   kms: Kms;
   /** Supabase Storage for job artifacts; the unavailable storage (503 storage_unavailable) when not configured. */
   storage: ArtifactStorage;
+  /** Tenant API keys resolved recently (auth/api-key-cache.ts): one cache per isolate, so a revocation here forgets at once. */
+  apiKeys: ApiKeyCache;
 }

@@ -1,3 +1,4 @@
+import { ApiKeyCache } from './auth/api-key-cache.ts';
 import { systemClock } from './clock.ts';
 import { loadConfig } from './config.ts';
 import { createDatabase } from './db.ts';
@@ -25,6 +26,7 @@ export function createRuntimeDependencies(env: Record<string, string | undefined
     config,
     db: createDatabase(config),
     clock: systemClock,
+    apiKeys: new ApiKeyCache(config.authCacheTtlMs, systemClock),
     fetch: fetchImpl,
     logger,
     kms,

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import type { Caller } from './caller.ts';
 
 type ApiKeyCaller = Extract<Caller, { kind: 'api_key' }>;
@@ -16,17 +17,18 @@ const maxEntries = 10_000;
  * isolate holds a key in memory only while it keeps being presented, at most
  * one TTL after the last request that carried it. Only keys that resolved are
  * kept (a new key works at once). Revoking through this isolate forgets the
- * key at once; other isolates stop accepting it within one TTL.
+ * key at once; other isolates stop accepting it within one TTL. One per
+ * isolate, in AppDependencies (`apiKeys`), shared by every function it serves.
  */
 export class ApiKeyCache {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly ttlMs: number, private readonly now: () => number) {}
+  constructor(private readonly ttlMs: number, private readonly clock: Clock) {}
 
   get(presentedKey: string): ApiKeyCaller | undefined {
     const entry = this.entries.get(presentedKey);
     if (!entry) return undefined;
-    if (entry.expiresAt <= this.now()) {
+    if (entry.expiresAt <= this.clock.now().getTime()) {
       this.entries.delete(presentedKey);
       return undefined;
     }
@@ -40,22 +42,10 @@ export class ApiKeyCache {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(presentedKey, { caller, expiresAt: this.now() + this.ttlMs });
+    this.entries.set(presentedKey, { caller, expiresAt: this.clock.now().getTime() + this.ttlMs });
   }
 
   forgetKey(apiKeyId: string): void {
     for (const [key, entry] of this.entries) if (entry.caller.apiKeyId === apiKeyId) this.entries.delete(key);
   }
-}
-
-/** One cache per isolate, shared by every function it serves. */
-let isolateCache: ApiKeyCache | undefined;
-export function isolateApiKeyCache(ttlMs: number): ApiKeyCache {
-  isolateCache ??= new ApiKeyCache(ttlMs, () => Date.now());
-  return isolateCache;
-}
-
-/** Called after a revocation in this isolate. */
-export function forgetRevokedApiKey(apiKeyId: string): void {
-  isolateCache?.forgetKey(apiKeyId);
 }

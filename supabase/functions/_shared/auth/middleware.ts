@@ -4,7 +4,6 @@ import type { AppDependencies } from '../dependencies.ts';
 import { HttpError } from '../errors.ts';
 import { isUuid } from '../validation.ts';
 import type { AppEnv } from '../hono-env.ts';
-import { isolateApiKeyCache } from './api-key-cache.ts';
 import { constantTimeEqual, looksLikeTenantApiKey, sha256Hex } from './api-keys.ts';
 import type { Caller } from './caller.ts';
 import { createJwtVerifier, type JwtVerifier } from './jwt.ts';
@@ -34,19 +33,18 @@ function bearerToken(header: string | undefined): string {
 /** Resolves a bearer token to a caller, or throws a 401 HttpError. */
 export async function resolveCaller(
   token: string,
-  deps: Pick<AppDependencies, 'db' | 'config'>,
+  deps: Pick<AppDependencies, 'db' | 'config' | 'apiKeys'>,
   verifier: JwtVerifier,
 ): Promise<Caller> {
   if (looksLikeTenantApiKey(token)) {
-    const cache = isolateApiKeyCache(deps.config.authCacheTtlMs);
-    const cached = cache.get(token);
+    const cached = deps.apiKeys.get(token);
     if (cached) return cached;
     const keyHash = await sha256Hex(token);
     const [row] = await deps.db<{ api_key_id: string; tenant_id: string }[]>`
       select api_key_id, tenant_id from private.resolve_tenant_api_key(${keyHash})`;
     if (!row) throw new HttpError('unauthorized', 'API key is unknown or revoked');
     const caller = { kind: 'api_key' as const, tenantId: row.tenant_id, apiKeyId: row.api_key_id };
-    cache.set(token, caller);
+    deps.apiKeys.set(token, caller);
     return caller;
   }
   if (token.startsWith('sb_secret_')) {
@@ -88,7 +86,7 @@ export async function resolveCaller(
  * key; sets `c.var.caller`.
  */
 export function authenticate(
-  deps: Pick<AppDependencies, 'db' | 'config' | 'fetch'>,
+  deps: Pick<AppDependencies, 'db' | 'config' | 'fetch' | 'apiKeys'>,
   options: AuthenticateOptions = {},
 ) {
   const verifier = createJwtVerifier(deps.config.jwt, deps.fetch);

@@ -1,6 +1,5 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { forgetRevokedApiKey } from '../../_shared/auth/api-key-cache.ts';
 import { databaseIdentityOf } from '../../_shared/auth/caller.ts';
 import { withIdentity } from '../../_shared/db.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
@@ -22,7 +21,7 @@ export function apiKeyRoutes(deps: AppDependencies) {
         where id = ${id} and revoked_at is null
         returning id, tenant_id, prefix, revoked_at`;
       if (revoked) {
-        forgetRevokedApiKey(id);
+        deps.apiKeys.forgetKey(id);
         return { ...revoked, already_revoked: false };
       }
       const [existing] = await tx`
