@@ -18,20 +18,6 @@ export interface Capabilities {
   modelReputation: boolean;
 }
 
-/** Where each capability comes from, for skip reasons. */
-export const capabilitySources: Record<keyof Capabilities, string> = {
-  jobs: 'table public.jobs (jobs/DLQ issue)',
-  artifacts: 'table public.artifacts (jobs/DLQ issue)',
-  jobDeadLetters: 'table public.job_dead_letters (jobs/DLQ issue)',
-  secureKeys: 'table public.secure_keys (key-vault issue)',
-  usageRecords: 'table public.usage_records (tenant-economics issue)',
-  budgetReservations: 'table public.budget_reservations (tenant-economics issue)',
-  usageInvariant: 'function public.usage_invariant_violations() (tenant-economics issue)',
-  providerCatalog: 'tables public.llm_providers and public.llm_models (LLM-router issue)',
-  providerHealth: 'table public.provider_health (LLM-router issue)',
-  modelReputation: 'table public.model_reputation (reputation issue)',
-};
-
 /** One round trip: which of the optional tables and functions exist. */
 export async function detectCapabilities(db: Database): Promise<Capabilities> {
   const [row] = await db<Capabilities[]>`
