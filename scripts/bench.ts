@@ -42,6 +42,8 @@ const allScenarios = [
   'router-exact',
   'router-stream',
   'router-cache-hit',
+  'passthrough-stream',
+  'agent-turn',
 ] as const;
 type ScenarioName = (typeof allScenarios)[number];
 const textOption = (name: string) => {
@@ -50,6 +52,8 @@ const textOption = (name: string) => {
 };
 // The pass-through always runs: it is the baseline every ratio is taken against.
 const selected = new Set<ScenarioName>(['passthrough']);
+// The default run (no --scenarios) also measures a single caller: router and pass-through at 1 connection.
+const singleCaller = textOption('scenarios') === undefined;
 for (const name of (textOption('scenarios') ?? allScenarios.join(',')).split(',')) {
   if (!(allScenarios as readonly string[]).includes(name)) {
     throw new Error(`--scenarios: unknown scenario ${name} (known: ${allScenarios.join(', ')})`);
@@ -205,12 +209,34 @@ try {
     'bench-upstream-key',
   ], {});
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}/v1`;
+  // agent-turn: an upstream that streams several words a chunk, as real models send several tokens.
+  const agentUpstreamPort = await freePort();
+  if (selected.has('agent-turn')) {
+    await startProcess(bin('tsx'), [
+      'test/fakes/fake-upstream-server.ts',
+      '--port',
+      String(agentUpstreamPort),
+      '--api-key',
+      'bench-upstream-key',
+      '--words-per-chunk',
+      '4',
+    ], {});
+  }
+  const agentUpstreamUrl = `http://127.0.0.1:${agentUpstreamPort}/v1`;
   const denoRun = (script: string, env: Record<string, string>, extraFlags: string[] = []) =>
     startProcess(denoExecutable(), denoServerArguments(path.join(repoRoot, script), extraFlags), env);
   const passthroughProcess = await denoRun('scripts/bench/passthrough-server.ts', {
     BENCH_UPSTREAM_URL: upstreamUrl,
     BENCH_PORT: String(passthroughPort),
   });
+
+  const agentPassthroughPort = await freePort();
+  const agentPassthroughProcess = selected.has('agent-turn')
+    ? await denoRun('scripts/bench/passthrough-server.ts', {
+      BENCH_UPSTREAM_URL: agentUpstreamUrl,
+      BENCH_PORT: String(agentPassthroughPort),
+    })
+    : undefined;
 
   // The tenant, its API key, a budget and a rate limit that every request goes through.
   const secrets = await generateSecrets();
@@ -226,6 +252,10 @@ try {
     insert into public.llm_providers (slug, kind, base_url, max_retries) values ('bench-upstream', 'openai', ${upstreamUrl}, 0) returning id`;
   await sql`insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million, context_window, max_output_tokens)
             values (${provider.id}, 'bench-model', 'gpt-4o-mini', 150000, 600000, 128000, 1000)`;
+  const [agentProvider] = await sql<{ id: string }[]>`
+    insert into public.llm_providers (slug, kind, base_url, max_retries) values ('bench-agent-upstream', 'openai', ${agentUpstreamUrl}, 0) returning id`;
+  await sql`insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million, context_window, max_output_tokens, capabilities)
+            values (${agentProvider.id}, 'bench-agent-model', 'gpt-4o-mini', 150000, 600000, 128000, 1000, array['chat', 'stream', 'tools'])`;
   await sql`insert into public.budgets (tenant_id, scope, unit, period, limit_amount) values (${tenant.id}, 'tenant', 'usd_micros', 'month', 1000000000000)`;
   await sql`insert into public.rate_limits (tenant_id, requests_per_minute, tokens_per_minute) values (${tenant.id}, 100000000, 1000000000)`;
 
@@ -261,6 +291,7 @@ try {
     stream: true,
     messages: [{ role: 'user', content: 'Say hello to the benchmark' }],
   });
+  const agentBody = agentTurnBody();
   const upstreamHeaders = { 'content-type': 'application/json', authorization: 'Bearer bench-upstream-key' };
   const routerHeaders = {
     'content-type': 'application/json',
@@ -276,6 +307,10 @@ try {
     },
     router: { url: routerUrl, headers: routerHeaders },
     exact: { url: `http://127.0.0.1:${exactPort}/functions/v1/llm-router/v1/chat/completions`, headers: routerHeaders },
+    'agent-passthrough': {
+      url: `http://127.0.0.1:${agentPassthroughPort}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json' },
+    },
     // The same request with the cache on: after the warm-up stored it, every call is a hit.
     cached: { url: routerUrl, headers: { ...routerHeaders, 'x-switchyard-cache': '600' } },
   };
@@ -310,6 +345,8 @@ try {
       ? routerProcess.pid
       : scenario === 'passthrough'
       ? passthroughProcess.pid
+      : scenario === 'agent-passthrough'
+      ? agentPassthroughProcess?.pid
       : undefined;
     const before = await cpuSnapshot(proxyPid, isRouter);
     const result = await load(label, targets[scenario].url, targets[scenario].headers, requestBody, conns, seconds);
@@ -348,6 +385,17 @@ try {
   }
   if (selected.has('router-cache-hit')) {
     results.push(await run('cached', connections, duration, body, 'router-cache-hit'));
+  }
+  if (selected.has('passthrough-stream')) {
+    results.push(await run('passthrough', connections, duration, streamBody, 'passthrough-stream'));
+  }
+  if (selected.has('agent-turn')) {
+    results.push(await run('agent-passthrough', connections, duration, agentBody, 'passthrough-agent-turn'));
+    results.push(await run('router', connections, duration, agentBody, 'router-agent-turn'));
+  }
+  if (singleCaller) {
+    results.push(await run('passthrough', 1, duration));
+    results.push(await run('router', 1, duration));
   }
 
   const sweepResults: ScenarioResult[] = [];
@@ -393,6 +441,12 @@ try {
   await sql.end();
 
   const passthrough = results.find((result) => result.scenario === 'passthrough')!;
+  const ratioPairs: [string, string, number][] = [
+    ['router', 'passthrough', connections],
+    ['router-stream', 'passthrough-stream', connections],
+    ['router-agent-turn', 'passthrough-agent-turn', connections],
+    ['router', 'passthrough', 1],
+  ];
   // Without the router scenario, the ratio is taken against the first router-* scenario run (none: no ratio).
   const router = results.find((result) => result.scenario === 'router') ??
     results.find((result) => result.scenario.startsWith('router'));
@@ -428,6 +482,22 @@ try {
           : null,
       }
       : null,
+    // Each router scenario against its pass-through twin, same run.
+    ratios: ratioPairs.flatMap(([routed, bare, conns]) => {
+      const r = results.find((result) => result.scenario === routed && result.connections === conns);
+      const p = results.find((result) => result.scenario === bare && result.connections === conns);
+      if (!r || !p || p.requests_per_second === 0) return [];
+      return [{
+        scenario: routed,
+        against: bare,
+        connections: conns,
+        throughput_ratio: Math.round((r.requests_per_second / p.requests_per_second) * 1000) / 1000,
+        p50_added_ms: Math.round((r.latency_ms.p50 - p.latency_ms.p50) * 100) / 100,
+        proxy_cpu_ratio: r.cpu_ms_per_request && p.cpu_ms_per_request && p.cpu_ms_per_request.proxy > 0
+          ? Math.round((r.cpu_ms_per_request.proxy / p.cpu_ms_per_request.proxy) * 100) / 100
+          : null,
+      }];
+    }),
     // Budget leases on (router) against off (router-exact, a request per reservation), same run.
     leases_vs_exact: exact && leased
       ? {
@@ -475,6 +545,11 @@ try {
         ratio.proxy_cpu_ratio ?? 'n/a'
       } x the pass-through's`
       : 'no router scenario ran: no ratio',
+    ...report.ratios.map((pair) =>
+      `${pair.scenario} / ${pair.against} @${pair.connections}: throughput **${pair.throughput_ratio}**, p50 +${pair.p50_added_ms} ms, isolate CPU ${
+        pair.proxy_cpu_ratio ?? 'n/a'
+      } x`
+    ),
     ...(report.leases_vs_exact
       ? [
         '',
@@ -514,4 +589,52 @@ try {
   ));
   await stopDatabase?.();
   await rm(tempDir, { recursive: true, force: true });
+}
+
+/**
+ * A coding agent's turn: a system prompt, ten turns of conversation, three
+ * tool definitions (about 12 KB), streamed; the fake echoes the last user
+ * message, about 200 words in about 50 chunks of 4.
+ */
+function agentTurnBody(): string {
+  const sentence = (n: number) =>
+    `Step ${n}: read the failing test, find the function it calls, and explain the change before editing any file.`;
+  const paragraph = (from: number, count: number) =>
+    Array.from({ length: count }, (_, i) => sentence(from + i)).join(' ');
+  const messages: { role: string; content: string }[] = [
+    {
+      role: 'system',
+      content: `You are a careful coding agent working in a TypeScript repository. ${paragraph(0, 20)}`,
+    },
+  ];
+  for (let turn = 0; turn < 10; turn++) {
+    messages.push({ role: 'user', content: paragraph(turn * 10, 4) });
+    messages.push({ role: 'assistant', content: paragraph(turn * 10 + 4, 4) });
+  }
+  // The last turn: the fake echoes it (about 200 words).
+  messages.push({ role: 'user', content: paragraph(200, 10) });
+  const tool = (name: string, description: string) => ({
+    type: 'function',
+    function: {
+      name,
+      description,
+      parameters: {
+        type: 'object',
+        properties: { path: { type: 'string', description: 'A path relative to the repository root' } },
+        required: ['path'],
+      },
+    },
+  });
+  return JSON.stringify({
+    model: 'bench-agent-model',
+    max_tokens: 400,
+    stream: true,
+    stream_options: { include_usage: true },
+    messages,
+    tools: [
+      tool('read_file', 'Read a file of the repository'),
+      tool('edit_file', 'Replace a range of lines of a file'),
+      tool('run_tests', 'Run the tests under a path'),
+    ],
+  });
 }

@@ -1,4 +1,4 @@
-// CLI: `node --import tsx test/fakes/fake-upstream-server.ts --port 54329 [--api-key K]...`
+// CLI: `node --import tsx test/fakes/fake-upstream-server.ts --port 54329 [--api-key K]... [--words-per-chunk N]`
 // Prints one JSON line {"url": …} once listening; stops on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { startFakeUpstream } from './fake-upstream.ts';
@@ -7,6 +7,7 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
     'api-key': { type: 'string', multiple: true },
+    'words-per-chunk': { type: 'string', default: '1' },
   },
 });
 
@@ -16,7 +17,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const fake = await startFakeUpstream({ port, apiKeys: values['api-key'] });
+const wordsPerChunk = Number(values['words-per-chunk']);
+const fake = await startFakeUpstream({ port, apiKeys: values['api-key'], wordsPerChunk });
 process.stdout.write(`${JSON.stringify({ url: fake.url })}\n`);
 
 let stopping = false;

@@ -44,6 +44,8 @@ export interface FakeUpstreamOptions {
   models?: string[];
   /** Vector length when the request names no dimensions (default 8). */
   embeddingDimensions?: number;
+  /** Words per streamed text chunk in the OpenAI format (default 1). */
+  wordsPerChunk?: number;
   /** `created` in every response (default 1700000000). */
   created?: number;
   /** Oldest recorded requests are dropped past this many (default 1000). */
@@ -93,6 +95,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     created: options.created ?? FAKE_CREATED,
     models: options.models ?? DEFAULT_FAKE_MODELS,
     embeddingDimensions: options.embeddingDimensions ?? 8,
+    wordsPerChunk: options.wordsPerChunk ?? 1,
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -30,7 +30,7 @@ function isolate(options: Partial<LeaseOptions> = {}, clock: Clock = systemClock
   const db = postgres(stack.dbUrl, { max: 3, onnotice: () => {} });
   pools.push(db);
   const flush = createBatchedBudgetLedger(db, { maxBatch: 64, maxInFlight: 1 });
-  return new LeasedBudgetLedger(db, flush, clock, logger, {
+  return new LeasedBudgetLedger(flush, clock, logger, {
     holder: `test:${crypto.randomUUID()}`,
     requestsPerLease: 8,
     admitSeconds: 10,

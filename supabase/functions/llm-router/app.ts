@@ -1,8 +1,9 @@
 import { authenticate } from '../_shared/auth/middleware.ts';
 import type { AppDependencies } from '../_shared/dependencies.ts';
 import { createFunctionApp } from '../_shared/function-app.ts';
-import { chatCompletionRoutes } from './routes/chat-completions.ts';
-import { embeddingRoutes } from './routes/embeddings.ts';
+import { openAIChat } from './dialects/openai-chat.ts';
+import { openAIEmbeddings } from './dialects/openai-embeddings.ts';
+import { meteredRoute } from './pipeline.ts';
 import { feedbackRoutes } from './routes/feedback.ts';
 import { modelRoutes } from './routes/models.ts';
 import { createRouterServices, type LlmRouterOptions } from './services.ts';
@@ -15,8 +16,9 @@ export function createLlmRouterApp(deps: AppDependencies, options: LlmRouterOpti
   const services = createRouterServices(deps, options);
   const app = createFunctionApp('llm-router', deps, { errorFormat: 'openai' });
   app.use('/v1/*', authenticate(deps));
-  app.route('/v1/chat/completions', chatCompletionRoutes(services));
-  app.route('/v1/embeddings', embeddingRoutes(services));
+  // Metered endpoints: one pipeline (pipeline.ts), each in its dialect.
+  app.route('/v1/chat/completions', meteredRoute(services, openAIChat));
+  app.route('/v1/embeddings', meteredRoute(services, openAIEmbeddings));
   app.route('/v1/models', modelRoutes(services));
   app.route('/v1/feedback', feedbackRoutes(services));
   return app;

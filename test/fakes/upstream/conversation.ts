@@ -47,9 +47,13 @@ export function answer(conversation: Conversation): FakeAnswer {
   return { kind: 'text', text, truncated, promptTokens, completionTokens: countWords(text) };
 }
 
-/** Streaming pieces: "echo: hello world" -> ["echo:", " hello", " world"]. */
-export function textPieces(text: string): string[] {
-  return text.match(/\s*\S+/g) ?? [];
+/** Streaming pieces: "echo: hello world" -> ["echo:", " hello", " world"] (or several words a piece). */
+export function textPieces(text: string, wordsPerPiece = 1): string[] {
+  const words = text.match(/\s*\S+/g) ?? [];
+  if (wordsPerPiece <= 1) return words;
+  const pieces: string[] = [];
+  for (let i = 0; i < words.length; i += wordsPerPiece) pieces.push(words.slice(i, i + wordsPerPiece).join(''));
+  return pieces;
 }
 
 /** Tool arguments are streamed in two pieces, as real providers split them. */

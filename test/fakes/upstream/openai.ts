@@ -199,7 +199,7 @@ function deltasOf(result: FakeAnswer, env: HandlerEnv): Array<Record<string, unk
   if (result.kind === 'text') {
     return [
       { role: 'assistant', content: '', refusal: null },
-      ...textPieces(result.text).map((content) => ({ content })),
+      ...textPieces(result.text, env.wordsPerChunk).map((content) => ({ content })),
     ];
   }
   const [first, second] = argumentPieces(result.arguments);

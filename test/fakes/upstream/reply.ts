@@ -26,6 +26,8 @@ export interface HandlerEnv {
   created: number;
   models: string[];
   embeddingDimensions: number;
+  /** Words per streamed text chunk (OpenAI format), like a real model's several tokens a chunk. */
+  wordsPerChunk: number;
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): FakeReply {

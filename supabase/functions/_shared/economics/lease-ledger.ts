@@ -1,16 +1,19 @@
 import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
 import type { Database } from '../db.ts';
 import type { Logger } from '../logger.ts';
-import type {
-  BudgetLedger,
-  LedgerFlush,
-  RateLimitStatus,
-  Release,
-  ReleaseAnswer,
-  ReserveAnswer,
-  ReserveRequest,
-  SettleAnswer,
-  Settlement,
+import {
+  type BudgetLedger,
+  createBatchedBudgetLedger,
+  type LeaseRequest,
+  type LedgerFlush,
+  type RateLimitStatus,
+  type Release,
+  type ReleaseAnswer,
+  type ReserveAnswer,
+  type ReserveRequest,
+  type SettleAnswer,
+  type Settlement,
 } from './ledger.ts';
 
 export interface LeaseOptions {
@@ -27,10 +30,6 @@ export interface LeaseOptions {
   /** After a decline, the context uses per-request reservations for this long before asking again. */
   declineBackoffMs: number;
 }
-
-type LeaseAnswer =
-  | { status: 'granted'; admit_seconds: number; rate_limit: RateLimitStatus | null }
-  | { status: 'declined'; reason: string };
 
 interface Lease {
   id: string;
@@ -83,8 +82,8 @@ function unrefTimer(handle: unknown): void {
  * Budget leases (migration 20261123008000): the isolate reserves a slice of
  * the budgets and of the minute's rate limits for many requests in one call,
  * admits requests against it in memory, and charges each request's usage to
- * the lease when it settles (through the same group-commit flush as
- * everything else). A request then waits on one flush instead of two, and
+ * the lease when it settles. Acquiring, settling and closing a lease go
+ * through the same group-commit queue as everything else. A request then waits on one flush instead of two, and
  * writes one usage record instead of a reservation row twice and a usage
  * record. All deciding that matters for money stays in SQL: a lease is a
  * reservation, settling charges at most what is left of it, and the counters'
@@ -102,7 +101,6 @@ export class LeasedBudgetLedger implements BudgetLedger {
   private readonly timer: unknown;
 
   constructor(
-    private readonly db: Database,
     private readonly flush: LedgerFlush,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -174,8 +172,8 @@ export class LeasedBudgetLedger implements BudgetLedger {
   async close(timeoutMs = 5000): Promise<void> {
     clearInterval(this.timer as number);
     for (const [key, lease] of this.leases) this.retire(key, lease);
-    const deadline = Date.now() + timeoutMs;
-    while (this.retired.size > 0 && Date.now() < deadline) {
+    const deadline = this.now() + timeoutMs;
+    while (this.retired.size > 0 && this.now() < deadline) {
       for (const lease of this.retired) this.closeIfDone(lease);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -230,7 +228,7 @@ export class LeasedBudgetLedger implements BudgetLedger {
   private async requestLease(key: string, request: ReserveRequest): Promise<Lease | undefined> {
     const size = this.options.requestsPerLease;
     const id = `lease:${crypto.randomUUID()}`;
-    const asked = {
+    const asked: LeaseRequest = {
       lease_id: id,
       holder: this.options.holder,
       tenant_id: request.tenant_id,
@@ -245,9 +243,7 @@ export class LeasedBudgetLedger implements BudgetLedger {
       admit_seconds: this.options.admitSeconds,
     };
     const startedAt = this.now();
-    const [row] = await this.db<{ answers: LeaseAnswer[] }[]>`
-      select public.acquire_budget_leases(${this.db.json([asked])}) as answers`;
-    const answer = row.answers[0];
+    const answer = await this.flush.acquireLease(asked);
     if (answer.status === 'declined') {
       this.declinedUntil.set(key, this.now() + this.options.declineBackoffMs);
       return undefined;
@@ -327,4 +323,24 @@ export class LeasedBudgetLedger implements BudgetLedger {
  */
 export function closeLeasesOnUnload(ledger: LeasedBudgetLedger, target: EventTarget = globalThis): void {
   target.addEventListener('beforeunload', () => void ledger.close(2000));
+}
+
+/** The budget saga through group commit, with budget leases unless BUDGET_LEASE_REQUESTS is 0. */
+export function createLedger(
+  db: Database,
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+): BudgetLedger | LeasedBudgetLedger {
+  const economics = config.economics;
+  const flush = createBatchedBudgetLedger(db, { maxBatch: economics.batchMax, maxInFlight: economics.batchesInFlight });
+  if (economics.lease.requests === 0) return flush;
+  return new LeasedBudgetLedger(flush, clock, logger, {
+    holder: `isolate:${crypto.randomUUID()}`,
+    requestsPerLease: economics.lease.requests,
+    admitSeconds: economics.lease.admitSeconds,
+    ttlSeconds: economics.reservationTtlSeconds,
+    idleCloseMs: economics.lease.idleCloseMs,
+    declineBackoffMs: economics.lease.declineBackoffMs,
+  });
 }

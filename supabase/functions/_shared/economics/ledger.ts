@@ -95,6 +95,26 @@ export type LeaseCloseAnswer = { status: 'closed' } | { status: 'duplicate'; lea
   status: 'unknown';
 };
 
+/** Asking for a budget lease (acquire_budget_leases): a slice of every budget and rate limit of one context. */
+export interface LeaseRequest {
+  lease_id: string;
+  holder: string;
+  tenant_id: string;
+  api_key_id: string | null;
+  model_alias: string;
+  policy_id: string | null;
+  bucket: string | null;
+  usd_micros: number;
+  tokens: number;
+  requests: number;
+  ttl_seconds: number;
+  admit_seconds: number;
+}
+
+export type LeaseAnswer =
+  | { status: 'granted'; admit_seconds: number; rate_limit: RateLimitStatus | null }
+  | { status: 'declined'; reason: string };
+
 /** The budget saga as the router sees it; every call lands in the SQL functions of the same name. */
 export interface BudgetLedger {
   reserve(request: ReserveRequest): Promise<ReserveAnswer>;
@@ -149,8 +169,9 @@ export interface LedgerOptions {
   maxInFlight: number;
 }
 
-/** The per-request saga plus what budget leases settle and close, all through one flush queue. */
+/** The per-request saga plus what budget leases acquire, settle and close, all through one flush queue. */
 export interface LedgerFlush extends BudgetLedger {
+  acquireLease(request: LeaseRequest): Promise<LeaseAnswer>;
   settleLeased(settlement: LeasedSettlement): Promise<LeasedSettleAnswer>;
   closeLease(close: LeaseClose): Promise<LeaseCloseAnswer>;
 }
@@ -160,8 +181,15 @@ type LedgerEntry =
   | { kind: 'settle'; input: Settlement }
   | { kind: 'release'; input: Release }
   | { kind: 'settleLeased'; input: LeasedSettlement }
-  | { kind: 'closeLease'; input: LeaseClose };
-type LedgerAnswer = ReserveAnswer | SettleAnswer | ReleaseAnswer | LeasedSettleAnswer | LeaseCloseAnswer;
+  | { kind: 'closeLease'; input: LeaseClose }
+  | { kind: 'acquireLease'; input: LeaseRequest };
+type LedgerAnswer =
+  | ReserveAnswer
+  | SettleAnswer
+  | ReleaseAnswer
+  | LeasedSettleAnswer
+  | LeaseCloseAnswer
+  | LeaseAnswer;
 
 interface FlushAnswers {
   reserved: ReserveAnswer[];
@@ -175,30 +203,48 @@ interface FlushAnswers {
  * The production ledger: reservations, settlements, releases and the leases'
  * settlements and closes queue up together and go to `flush_ledger` in one
  * transaction per flush (one round trip, one lock on the tenant's counter
- * row, one commit).
+ * row, one commit). Lease requests in the same batch go to
+ * `acquire_budget_leases` in one call beside it (its own transaction, as
+ * before: a lease is granted or declined whatever the flush does).
  */
 export function createBatchedBudgetLedger(db: Database, options: LedgerOptions): LedgerFlush {
+  const json = (inputs: unknown[]) => db.json(inputs as Parameters<typeof db.json>[0]);
+  const flush = async (entries: LedgerEntry[]): Promise<LedgerAnswer[]> => {
+    const ofKind = <K extends LedgerEntry['kind']>(kind: K) =>
+      entries.filter((entry): entry is Extract<LedgerEntry, { kind: K }> => entry.kind === kind).map((entry) =>
+        entry.input
+      );
+    const [row] = await db<{ answers: FlushAnswers }[]>`
+      select public.flush_ledger(${json(ofKind('reserve'))}, ${json(ofKind('settle'))}, ${json(ofKind('release'))}, ${
+      json(ofKind('settleLeased'))
+    }, ${json(ofKind('closeLease'))}) as answers`;
+    // Answers come back per kind, in input order: hand them out in queue order.
+    const next = { reserve: 0, settle: 0, release: 0, settleLeased: 0, closeLease: 0 };
+    const byKind: Record<Exclude<LedgerEntry['kind'], 'acquireLease'>, LedgerAnswer[]> = {
+      reserve: row.answers.reserved,
+      settle: row.answers.settled,
+      release: row.answers.released,
+      settleLeased: row.answers.leased_settled,
+      closeLease: row.answers.lease_closed,
+    };
+    return entries.map((entry) => byKind[entry.kind as keyof typeof byKind][next[entry.kind as keyof typeof next]++]);
+  };
+  const acquire = async (requests: LeaseRequest[]): Promise<LeaseAnswer[]> => {
+    const [row] = await db<{ answers: LeaseAnswer[] }[]>`
+      select public.acquire_budget_leases(${json(requests)}) as answers`;
+    return row.answers;
+  };
   const queue = new GroupCommitQueue<LedgerEntry, LedgerAnswer>(
     async (entries) => {
-      const ofKind = <K extends LedgerEntry['kind']>(kind: K) =>
-        entries.filter((entry): entry is Extract<LedgerEntry, { kind: K }> => entry.kind === kind).map((entry) =>
-          entry.input
-        );
-      const json = (inputs: unknown[]) => db.json(inputs as Parameters<typeof db.json>[0]);
-      const [row] = await db<{ answers: FlushAnswers }[]>`
-        select public.flush_ledger(${json(ofKind('reserve'))}, ${json(ofKind('settle'))}, ${json(ofKind('release'))}, ${
-        json(ofKind('settleLeased'))
-      }, ${json(ofKind('closeLease'))}) as answers`;
-      // Answers come back per kind, in input order: hand them out in queue order.
-      const next = { reserve: 0, settle: 0, release: 0, settleLeased: 0, closeLease: 0 };
-      const byKind: Record<LedgerEntry['kind'], LedgerAnswer[]> = {
-        reserve: row.answers.reserved,
-        settle: row.answers.settled,
-        release: row.answers.released,
-        settleLeased: row.answers.leased_settled,
-        closeLease: row.answers.lease_closed,
-      };
-      return entries.map((entry) => byKind[entry.kind][next[entry.kind]++]);
+      const leases = entries.filter((entry) => entry.kind === 'acquireLease');
+      const rest = entries.filter((entry) => entry.kind !== 'acquireLease');
+      const [granted, flushed] = await Promise.all([
+        leases.length > 0 ? acquire(leases.map((entry) => entry.input as LeaseRequest)) : [],
+        rest.length > 0 ? flush(rest) : [],
+      ]);
+      let lease = 0;
+      let other = 0;
+      return entries.map((entry) => entry.kind === 'acquireLease' ? granted[lease++] : flushed[other++]);
     },
     options.maxBatch,
     options.maxInFlight,
@@ -207,6 +253,7 @@ export function createBatchedBudgetLedger(db: Database, options: LedgerOptions):
     reserve: (input) => queue.submit({ kind: 'reserve', input }) as Promise<ReserveAnswer>,
     settle: (input) => queue.submit({ kind: 'settle', input }) as Promise<SettleAnswer>,
     release: (input) => queue.submit({ kind: 'release', input }) as Promise<ReleaseAnswer>,
+    acquireLease: (input) => queue.submit({ kind: 'acquireLease', input }) as Promise<LeaseAnswer>,
     settleLeased: (input) => queue.submit({ kind: 'settleLeased', input }) as Promise<LeasedSettleAnswer>,
     closeLease: (input) => queue.submit({ kind: 'closeLease', input }) as Promise<LeaseCloseAnswer>,
   };

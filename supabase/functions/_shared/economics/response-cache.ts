@@ -1,3 +1,4 @@
+import type { TenantContext } from '../auth/tenant.ts';
 import type { Database } from '../db.ts';
 import { HttpError } from '../errors.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse } from '../openai/types.ts';
@@ -44,13 +45,13 @@ export function cacheTtlSeconds(
   });
 }
 
-export async function findCachedResponse(
+export async function findCachedResponse<Answer = ChatCompletionResponse>(
   db: Database,
   tenantId: string,
   key: string,
-): Promise<ChatCompletionResponse | undefined> {
+): Promise<Answer | undefined> {
   // A read only: hits are counted in usage_records, not on this (hot) row.
-  const [row] = await db<{ response: ChatCompletionResponse }[]>`
+  const [row] = await db<{ response: Answer }[]>`
     select response from public.response_cache
     where tenant_id = ${tenantId} and cache_key = ${key} and expires_at > now()`;
   return row?.response;
@@ -61,7 +62,7 @@ export async function storeCachedResponse(
   tenantId: string,
   key: string,
   alias: string,
-  response: ChatCompletionResponse,
+  response: unknown,
   ttlSeconds: number,
 ): Promise<void> {
   const stored = JSON.parse(JSON.stringify(response)) as Parameters<typeof db.json>[0];
@@ -70,6 +71,29 @@ export async function storeCachedResponse(
     values (${tenantId}, ${key}, ${alias}, ${db.json(stored)}, now() + make_interval(secs => ${ttlSeconds}))
     on conflict (tenant_id, cache_key) do update
       set response = excluded.response, created_at = now(), expires_at = excluded.expires_at`;
+}
+
+export interface CacheHit {
+  requestId: string;
+  tenant: TenantContext;
+  alias: string;
+  promptTokens: number;
+  completionTokens: number;
+  latencyMs: number;
+}
+
+/**
+ * Records a cache hit as a usage record at zero cost (record_cache_hit);
+ * false when the request id is already used.
+ */
+export async function recordCacheHit(db: Database, hit: CacheHit): Promise<boolean> {
+  const { tenant } = hit;
+  const [recorded] = await db<{ hit: unknown }[]>`
+    select public.record_cache_hit(${hit.requestId}, ${tenant.tenantId}, ${tenant.apiKeyId ?? null}, ${
+    tenant.userId ?? null
+  },
+      ${hit.alias}, ${hit.promptTokens}, ${hit.completionTokens}, ${Math.round(hit.latencyMs)}) as hit`;
+  return recorded?.hit != null;
 }
 
 /** A cached answer as the chunks a stream would have carried (one per choice, then usage if asked). */

@@ -121,3 +121,24 @@ export async function exchangeJson(
     throw new UpstreamFailureError(malformedResponseError(provider.slug, 'body is not JSON'));
   }
 }
+
+/**
+ * Opens a streamed upstream call: send, and turn a non-2xx (or a response
+ * without a body) into the adapter's UpstreamError. The caller reads the
+ * body and calls release() when done.
+ */
+export async function openUpstreamStream(
+  fetchImpl: typeof fetch,
+  request: UpstreamRequest,
+  provider: ProviderRecord,
+  adapter: Pick<ProviderAdapter, 'parseError'>,
+  clientSignal: AbortSignal,
+): Promise<UpstreamExchange & { response: { body: ReadableStream<Uint8Array> } }> {
+  const exchange = await sendUpstream(fetchImpl, request, providerLimits(provider), clientSignal, provider.slug);
+  const { response } = exchange;
+  if (!response.ok || !response.body) {
+    const text = await readUpstreamText(exchange, clientSignal, provider.slug);
+    throw new UpstreamFailureError(adapter.parseError(response.status, text, response.headers));
+  }
+  return exchange as UpstreamExchange & { response: { body: ReadableStream<Uint8Array> } };
+}

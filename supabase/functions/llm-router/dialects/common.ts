@@ -1,0 +1,22 @@
+// What every dialect does at its edges: refuse a body that failed validation,
+// and turn an adapter's mapping refusal into the caller's 400.
+import { HttpError } from '../../_shared/errors.ts';
+import type { ParseResult } from '../../_shared/openai/schemas.ts';
+import { RequestMappingError } from '../../_shared/providers/errors.ts';
+
+/** The validated request, or the 400 naming the field. */
+export function validated<T>(parsed: ParseResult<T>): T {
+  if (!parsed.ok) throw new HttpError('validation_failed', parsed.message, { param: parsed.param });
+  return parsed.value;
+}
+
+/** Runs an adapter's request mapping; a RequestMappingError is the caller's 400. */
+export function mapped<T>(build: () => T): T {
+  try {
+    return build();
+  } catch (error) {
+    if (!(error instanceof RequestMappingError)) throw error;
+    const code = error.code === 'unsupported_parameter' ? 'unsupported_parameter' : 'validation_failed';
+    throw new HttpError(code, error.message, { param: error.param });
+  }
+}
