@@ -40,7 +40,7 @@ select throws_ok(format($$insert into public.memberships (tenant_id, user_id, ro
   '42501', 'new row violates row-level security policy for table "memberships"', 'a plain member cannot add members');
 select is_empty($$update public.tenant_api_keys set revoked_at = now() where id = 'aaaaaaaa-1111-0000-0000-000000000001' returning id$$,
   'a plain member cannot revoke keys');
-select throws_ok($$select * from private.resolve_tenant_api_key('x')$$, '42501', null,
+select throws_ok($$select * from private.resolve_tenant_api_key('x')$$, '42501', 'permission denied for function resolve_tenant_api_key',
   'authenticated users cannot resolve API keys');
 
 -- An admin of tenant A manages A and nothing of B.
@@ -54,7 +54,7 @@ select is_empty($$update public.tenant_api_keys set revoked_at = now() where id 
 select isnt_empty($$update public.tenant_api_keys set revoked_at = now() where id = 'aaaaaaaa-1111-0000-0000-000000000001' returning id$$,
   'an admin revokes its tenant''s key');
 select throws_ok($$update public.tenant_api_keys set revoked_at = null where id = 'aaaaaaaa-1111-0000-0000-000000000001'$$,
-  '23514', null, 'a revoked key cannot be un-revoked');
+  '23514', 'API key aaaaaaaa-1111-0000-0000-000000000001 is already revoked', 'a revoked key cannot be un-revoked');
 select is_empty($$select slug from public.tenants where slug = 'tenant-b'$$, 'an admin of A cannot see tenant B');
 
 -- The service role resolves keys; revoked keys resolve to nothing.

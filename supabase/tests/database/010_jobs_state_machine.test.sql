@@ -104,7 +104,7 @@ select throws_like(
   'jobs are created only by enqueue_job');
 select throws_ok(
   format($$update public.jobs set id = gen_random_uuid() where id = %L$$, :'queued_job'),
-  '23503', null, 'a job''s id cannot change: its events reference it');
+  '23503', 'update or delete on table "jobs" violates foreign key constraint "job_events_job_id_fkey" on table "job_events"', 'a job''s id cannot change: its events reference it');
 
 select * from finish();
 rollback;

@@ -23,18 +23,24 @@ as $$ select count(*)::int from public.job_events where job_id = p_id $$;
 select is(tests.event_count(:'job'), 2, 'queued and assigned so far');
 
 -- A wrong token.
+select gen_random_uuid() as wrong_token \gset
 select throws_like(format($$select public.complete_job(%L, gen_random_uuid(), null)$$, :'job'),
   'cannot complete job %: lease token % does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)',
   'complete with a wrong token raises, saying why');
-select throws_ok(format($$select public.complete_job(%L, gen_random_uuid(), null)$$, :'job'), 'SYJ02', null,
+select throws_ok(format($$select public.complete_job(%L, %L, null)$$, :'job', :'wrong_token'), 'SYJ02',
+  format('cannot complete job %s: lease token %s does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job', :'wrong_token'),
   'with SQLSTATE SYJ02');
-select throws_ok(format($$select public.heartbeat_job(%L, gen_random_uuid(), 30)$$, :'job'), 'SYJ02', null,
+select throws_ok(format($$select public.heartbeat_job(%L, %L, 30)$$, :'job', :'wrong_token'), 'SYJ02',
+  format('cannot heartbeat job %s: lease token %s does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job', :'wrong_token'),
   'heartbeat with a wrong token raises SYJ02');
-select throws_ok(format($$select public.fail_job(%L, gen_random_uuid(), 'x', true)$$, :'job'), 'SYJ02', null,
+select throws_ok(format($$select public.fail_job(%L, %L, 'x', true)$$, :'job', :'wrong_token'), 'SYJ02',
+  format('cannot fail job %s: lease token %s does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job', :'wrong_token'),
   'fail with a wrong token raises SYJ02');
-select throws_ok(format($$select public.skip_job(%L, gen_random_uuid(), 'x')$$, :'job'), 'SYJ02', null,
+select throws_ok(format($$select public.skip_job(%L, %L, 'x')$$, :'job', :'wrong_token'), 'SYJ02',
+  format('cannot skip job %s: lease token %s does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job', :'wrong_token'),
   'skip with a wrong token raises SYJ02');
-select throws_ok(format($$select public.complete_job(%L, null, null)$$, :'job'), 'SYJ02', null,
+select throws_ok(format($$select public.complete_job(%L, null, null)$$, :'job'), 'SYJ02',
+  format('cannot complete job %s: lease token null does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job'),
   'a null token holds nothing');
 select ok(tests.job_unchanged(:'job'), 'the refused calls changed nothing on the job');
 select is(tests.event_count(:'job'), 2, 'and recorded no event');
@@ -55,19 +61,22 @@ create temporary table before_job as select * from public.jobs where id = :'job'
 select throws_like(format($$select public.complete_job(%L, %L, null)$$, :'job', :'token'),
   'cannot complete job %: its lease is no longer held (the job is retry_scheduled; it was finished, reaped or cancelled)',
   'the late complete of the reaped worker is refused');
-select throws_ok(format($$select public.heartbeat_job(%L, %L, 30)$$, :'job', :'token'), 'SYJ02', null,
+select throws_ok(format($$select public.heartbeat_job(%L, %L, 30)$$, :'job', :'token'), 'SYJ02',
+  format('cannot heartbeat job %s: its lease is no longer held (the job is retry_scheduled; it was finished, reaped or cancelled)', :'job'),
   'so is its late heartbeat');
 select ok(tests.job_unchanged(:'job'), 'and they change nothing');
 
 -- Claimed again: only the new token holds it.
 update public.jobs set run_at = now() where id = :'job';
 select lease_token as token2 from public.claim_jobs('other-worker', array['test.lease'], 1, 30) \gset
-select throws_ok(format($$select public.complete_job(%L, %L, null)$$, :'job', :'token'), 'SYJ02', null,
+select throws_ok(format($$select public.complete_job(%L, %L, null)$$, :'job', :'token'), 'SYJ02',
+  format('cannot complete job %s: lease token %s does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job', :'token'),
   'the first worker''s token does not complete the re-claimed job');
 select lives_ok(format($$select public.complete_job(%L, %L, '{"by":"second"}')$$, :'job', :'token2'),
   'the current holder completes it');
 select is((select result ->> 'by' from public.jobs where id = :'job'), 'second', 'with its result');
-select throws_ok(format($$select public.complete_job(%L, %L, null)$$, :'job', :'token2'), 'SYJ02', null,
+select throws_ok(format($$select public.complete_job(%L, %L, null)$$, :'job', :'token2'), 'SYJ02',
+  format('cannot complete job %s: its lease is no longer held (the job is succeeded; it was finished, reaped or cancelled)', :'job'),
   'completing twice is refused: the lease ended with the first');
 
 -- A lease that ran out but was not reaped yet is still its worker's.

@@ -40,7 +40,7 @@ select throws_ok($$insert into public.secure_keys (key_id, tenant_id, provider, 
   'a second active version of one key is refused');
 select throws_ok($$select private.create_secure_key(gen_random_uuid(), null, 'vault-test', 'default',
   sha256('g2'::bytea), decode(repeat('01', 12), 'hex'), sha256('w'::bytea), 'test-1', '')$$,
-  '23505', null, 'a second global key for the same provider and label is refused (nulls not distinct)');
+  '23505', 'duplicate key value violates unique constraint "secure_keys_one_active_version"', 'a second global key for the same provider and label is refused (nulls not distinct)');
 select throws_ok($$insert into public.secure_keys (key_id, tenant_id, provider, label, version_int, ciphertext, iv, wrapped_data_key, kek_id)
   values ('0aaa0000-1111-0000-0000-00000000000a', '0aaa0000-0000-0000-0000-00000000000a', 'vault-test', 'default', 3,
           sha256('a3'::bytea), decode(repeat('01', 12), 'hex'), sha256('w'::bytea), 'test-1')$$,

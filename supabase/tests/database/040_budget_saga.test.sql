@@ -52,7 +52,7 @@ select is(public.settle_budget('req-4', 10, 10, 900, 'openai', 'gpt-4o-mini') #>
 select results_eq($$select spent, overflow from public.usage_counters where budget_id = 'bbbbbbbb-0000-0000-0000-000000000001'$$,
   $$values (900::bigint, 300::bigint)$$, 'spent grows by the reservation only; overflow is counted apart');
 select throws_ok($$update public.usage_counters set reserved = reserved + 1000 where budget_id = 'bbbbbbbb-0000-0000-0000-000000000001'$$,
-  '23514', null, 'the CHECK refuses any write that breaks spent + reserved <= limit');
+  '23514', 'new row for relation "usage_counters" violates check constraint "usage_counters_conservation"', 'the CHECK refuses any write that breaks spent + reserved <= limit');
 
 -- Release and the reaper.
 select is(public.release_budget('req-other-model', 'upstream failed') ->> 'status', 'released', 'release frees a reservation');
@@ -75,7 +75,7 @@ select is(public.reserve_budget('rl-3', 'eeeeeeee-0000-0000-0000-000000000002', 
 -- RLS: a member of B sees nothing of A; anon and members cannot call the saga.
 select tests.authenticate_as(tests.create_user('econ.b@example.test'));
 select throws_ok($$select public.reserve_budget('x', 'eeeeeeee-0000-0000-0000-000000000001', null, 'm', 1, 1)$$,
-  '42501', null, 'authenticated users cannot reserve budget directly');
+  '42501', 'permission denied for function reserve_budget', 'authenticated users cannot reserve budget directly');
 select tests.clear_authentication();
 
 select * from finish();

@@ -105,7 +105,7 @@ alter function private.reserve_budgets_in_order(jsonb) rename to reserve_budgets
 select lives_ok($$select public.reserve_budgets('[{"request_id":"fp-fast","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":1,"tokens":1}]')$$,
   'a batch that fits is reserved by the set-based path alone');
 select throws_ok($$select public.reserve_budgets('[{"request_id":"fp-fast","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":1,"tokens":1}]')$$,
-  '42883', null, 'a duplicate goes to the request-by-request function');
+  '42883', 'function private.reserve_budgets_in_order(jsonb) does not exist', 'a duplicate goes to the request-by-request function');
 -- Renamed back, not rolled back to a savepoint: that would also erase the two results above.
 alter function private.reserve_budgets_in_order_hidden(jsonb) rename to reserve_budgets_in_order;
 

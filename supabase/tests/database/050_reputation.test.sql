@@ -45,7 +45,7 @@ select throws_ok($$select public.record_feedback('a1000000-0000-0000-0000-000000
   'api_key:a1000000-0000-0000-0000-0000000000aa', null, null, 1.5)$$,
   '22023', 'score must be between 0 and 1', 'a score above 1 is refused');
 select throws_ok($$select public.record_feedback('a1000000-0000-0000-0000-000000000001', 'rep-req-2',
-  'nobody', null, null, 0.5)$$, '23514', null, 'a source that is not an API key or user is refused');
+  'nobody', null, null, 0.5)$$, '23514', 'new row for relation "request_feedback" violates check constraint "request_feedback_source_check"', 'a source that is not an API key or user is refused');
 select is((select count(*)::int from public.request_feedback), 2, 'refusals left no rows');
 select is(public.record_feedback('a1000000-0000-0000-0000-000000000001', 'rep-req-2',
   'api_key:a1000000-0000-0000-0000-0000000000aa', null, null, 0.5) #>> '{feedback,domain}',
@@ -90,7 +90,7 @@ select results_eq($$select round(feedback_weight::numeric, 6), round(feedback_sc
                     from public.model_reputation
                     where tenant_id = 'a1000000-0000-0000-0000-000000000001' and domain = ''$$,
   $$values (2.5::numeric, 0.7::numeric, 4::bigint)$$, 'older evidence is halved after one half-life');
-select throws_ok($$select public.refresh_model_reputation(0)$$, '22023', null, 'a batch size of 0 is refused');
+select throws_ok($$select public.refresh_model_reputation(0)$$, '22023', 'batch size must be between 1 and 100000', 'a batch size of 0 is refused');
 
 -- Bucket caps in reserve_budgets.
 insert into public.routing_policies (id, name, model_alias, ab_hash_by, ab_buckets) values
@@ -101,7 +101,7 @@ insert into public.budgets (id, tenant_id, scope, policy_id, bucket, unit, perio
    'd1000000-0000-0000-0000-000000000001', 'treatment', 'usd_micros', 'total', 100);
 select throws_ok($$insert into public.budgets (tenant_id, scope, unit, period, limit_amount)
                    values ('a1000000-0000-0000-0000-000000000002', 'bucket', 'tokens', 'total', 1)$$,
-  '23514', null, 'a bucket budget must name its policy and bucket');
+  '23514', 'new row for relation "budgets" violates check constraint "budgets_bucket_target_check"', 'a bucket budget must name its policy and bucket');
 select public.reserve_budgets('[
   {"request_id": "bk-1", "tenant_id": "a1000000-0000-0000-0000-000000000002", "model_alias": "rep-alias", "usd_micros": 60, "tokens": 1,
    "policy_id": "d1000000-0000-0000-0000-000000000001", "bucket": "treatment", "domain": "law"},
@@ -133,12 +133,12 @@ select is((select count(*)::int from public.model_reputation where tenant_id is 
 select is((select count(*)::int from public.model_reputation where tenant_id is null), 3, 'and the global rows');
 select throws_ok($$insert into public.request_feedback (tenant_id, request_id, source, score)
                    values ('a1000000-0000-0000-0000-000000000001', 'rep-req-1', 'user:a1000000-0000-0000-0000-0000000000cc', 1)$$,
-  '42501', null, 'members cannot write ratings directly');
-select throws_ok($$select public.refresh_model_reputation(10)$$, '42501', null, 'members cannot run the refresh');
+  '42501', 'permission denied for table request_feedback', 'members cannot write ratings directly');
+select throws_ok($$select public.refresh_model_reputation(10)$$, '42501', 'permission denied for function refresh_model_reputation', 'members cannot run the refresh');
 select tests.authenticate_as('e1000000-0000-0000-0000-00000000000b');
 select is((select count(*)::int from public.request_feedback), 0, 'a user of no tenant reads no ratings');
 select tests.authenticate_as_anon();
-select throws_ok($$select count(*) from public.model_reputation$$, '42501', null, 'anon cannot read reputation');
+select throws_ok($$select count(*) from public.model_reputation$$, '42501', 'permission denied for table model_reputation', 'anon cannot read reputation');
 select tests.clear_authentication();
 
 select * from finish();

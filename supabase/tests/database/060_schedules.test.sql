@@ -12,7 +12,7 @@ select is((select kind from public.schedules where name = 'provider_health'), 'h
   'provider health is an HTTP schedule (the function probes providers)');
 select throws_ok($$insert into public.schedules (name, interval_seconds, kind, sql_call, description)
   values ('bad_call', 60, 'sql', 'public.x(); drop table public.jobs', 'injection')$$,
-  '23514', null, 'a schedule''s SQL call is one qualified function call, nothing more');
+  '23514', 'new row for relation "schedules" violates check constraint "schedules_sql_call_check"', 'a schedule''s SQL call is one qualified function call, nothing more');
 
 -- start / finish.
 create temporary table run_ids (label text primary key, id bigint);
@@ -25,9 +25,9 @@ select results_eq($$select outcome, error, result, duration_ms >= 0, finished_at
   where id = (select id from run_ids where label = 'manual')$$,
   $$values ('ok'::text, null::text, '{"n": 1}'::jsonb, true, true)$$, 'a finished run has its outcome, result and duration');
 select throws_ok($$select public.finish_scheduled_run((select id from run_ids where label = 'manual'), 'failed', 'late')$$,
-  'SYS03', null, 'a run finishes once');
+  'SYS03', format('scheduled run %s does not exist or is already finished', (select id from run_ids where label = 'manual')), 'a run finishes once');
 select throws_ok($$select public.finish_scheduled_run((select id from run_ids where label = 'manual'), 'maybe')$$,
-  'SYS02', null, 'the outcome is ok or failed');
+  'SYS02', 'outcome must be ok or failed', 'the outcome is ok or failed');
 select throws_ok($$select public.start_scheduled_run('no_such_schedule', 'test')$$,
   'SYS01', 'unknown schedule: no_such_schedule', 'an unknown schedule is refused');
 
@@ -43,7 +43,7 @@ select results_eq($$select outcome, error like '42883: function public.no_such_f
   where name = 'test_broken'$$,
   $$values ('failed'::text, true)$$, 'the failure is recorded with its SQLSTATE and message');
 select throws_ok($$select public.run_scheduled_task('provider_health', 'test')$$,
-  'SYS04', null, 'an HTTP schedule is not run as SQL');
+  'SYS04', 'schedule provider_health is an HTTP endpoint (/provider-health/run), not a SQL task', 'an HTTP schedule is not run as SQL');
 
 -- schedule_status: latest run, latest success, due.
 select results_eq($$select last_outcome, last_success_at is null, due from public.schedule_status() where name = 'test_broken'$$,
@@ -66,10 +66,10 @@ select ok((select count(*) from public.schedule_status()) >= 3, 'the service rol
 select tests.clear_authentication();
 select tests.authenticate_as(tests.create_user('schedules-member@example.test'));
 select throws_ok($$select public.run_scheduled_task('reap_expired_jobs', 'user')$$,
-  '42501', null, 'a signed-in user cannot run a schedule');
+  '42501', 'permission denied for function run_scheduled_task', 'a signed-in user cannot run a schedule');
 select tests.authenticate_as_anon();
 select throws_ok($$select count(*) from public.scheduled_runs$$,
-  '42501', null, 'anon cannot read the scheduled runs');
+  '42501', 'permission denied for table scheduled_runs', 'anon cannot read the scheduled runs');
 select tests.clear_authentication();
 
 select * from finish();

@@ -82,7 +82,7 @@ alter table public.job_events enable trigger job_events_append_only;
 select throws_ok(format('delete from public.job_events where job_id = %L', :'finished_job'),
   'SYJ06', 'job_events is append-only: delete is not allowed', 'a plain DELETE of job events is still refused');
 select throws_ok($$set local switchyard.job_events_purge = 'off'; update public.job_events set details = '{}'$$,
-  'SYJ06', null, 'UPDATE is refused whatever the session sets');
+  'SYJ06', 'job_events is append-only: update is not allowed', 'UPDATE is refused whatever the session sets');
 select ok(public.purge_job_events(1000) >= 3, 'the purge deletes old events of finished jobs');
 select is((select count(*)::int from public.job_events where job_id = :'finished_job'), 0,
   'the finished job''s old events are gone');
@@ -99,7 +99,7 @@ select is((select count(*)::int from public.job_dead_letters where job_id = :'qu
 
 -- Key audit: kept at least 365 days and never less than any other kind.
 select throws_ok($$update public.retention_settings set days = 30 where kind = 'secure_keys_audit'$$,
-  '23514', null, 'the key audit cannot be kept less than 365 days');
+  '23514', 'new row for relation "retention_settings" violates check constraint "retention_settings_audit_kept_long"', 'the key audit cannot be kept less than 365 days');
 insert into public.secure_keys_audit (key_id, provider, label, action, actor, at) values
   (gen_random_uuid(), 'openai', 'default', 'decrypt', 'test', now() - interval '800 days'),
   (gen_random_uuid(), 'openai', 'default', 'decrypt', 'test', now() - interval '500 days');
@@ -117,9 +117,9 @@ select lives_ok($$update public.retention_settings set days = 45 where kind = 'j
   'the service role changes a retention period');
 select tests.clear_authentication();
 select tests.authenticate_as(tests.create_user('retention-member@example.test'));
-select throws_ok('select public.run_retention()', '42501', null, 'a signed-in user cannot purge');
+select throws_ok('select public.run_retention()', '42501', 'permission denied for function run_retention', 'a signed-in user cannot purge');
 select tests.authenticate_as_anon();
-select throws_ok('select * from public.retention_settings', '42501', null, 'anon cannot read the retention settings');
+select throws_ok('select * from public.retention_settings', '42501', 'permission denied for table retention_settings', 'anon cannot read the retention settings');
 select tests.clear_authentication();
 
 select * from finish();

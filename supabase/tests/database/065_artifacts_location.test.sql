@@ -24,23 +24,23 @@ select lease_token as lease_b from claimed where id = :'job_b' \gset
 -- The table: exactly one location, a known size inline, a valid content type.
 select col_not_null('public', 'artifacts', 'content_type', 'content_type is required');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, storage_path, content, size_bytes) values (%L, 'a6500000-0000-0000-0000-000000000001', 'a6500000-0000-0000-0000-000000000001/' || %L || '/c', '{}', 2)$$, :'job_a', :'job_a'),
-  '23514', null, 'an artifact cannot be inline and in Storage at once');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_one_location"', 'an artifact cannot be inline and in Storage at once');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, size_bytes) values (%L, 'a6500000-0000-0000-0000-000000000001', 0)$$, :'job_a'),
-  '23514', null, 'an artifact must be somewhere');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_one_location"', 'an artifact must be somewhere');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, content) values (%L, 'a6500000-0000-0000-0000-000000000001', '{}')$$, :'job_a'),
-  '23514', null, 'inline content needs its size');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_inline_size_known"', 'inline content needs its size');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, content, size_bytes) values (%L, 'a6500000-0000-0000-0000-000000000001', '{}', -1)$$, :'job_a'),
-  '23514', null, 'a size is never negative');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_size_non_negative"', 'a size is never negative');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, content, size_bytes, content_type) values (%L, 'a6500000-0000-0000-0000-000000000001', '{}', 2, 'not a type')$$, :'job_a'),
-  '23514', null, 'a content type is type/subtype');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_content_type_valid"', 'a content type is type/subtype');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, storage_path, size_bytes, inline_reason) values (%L, 'a6500000-0000-0000-0000-000000000001', 'a6500000-0000-0000-0000-000000000001/' || %L || '/c', 9, 'storage_not_configured')$$, :'job_a', :'job_a'),
-  '23514', null, 'only an inline artifact says why it stayed inline');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_inline_reason_valid"', 'only an inline artifact says why it stayed inline');
 select throws_ok(format($$insert into public.artifacts (job_id, tenant_id, content, size_bytes, inline_reason) values (%L, 'a6500000-0000-0000-0000-000000000001', '{}', 2, 'because')$$, :'job_a'),
-  '23514', null, 'inline_reason is storage_not_configured or nothing');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_inline_reason_valid"', 'inline_reason is storage_not_configured or nothing');
 select throws_ok(format($$select public.add_job_artifact(%L, %L, storage_path => 'a6500000-0000-0000-0000-000000000002/' || %L || '/x.csv')$$, :'job_a', :'lease_a', :'job_a'),
-  '23514', null, 'a Storage path outside the job''s own <tenant>/<job>/ prefix is refused (it would be signed for this job''s readers)');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_storage_path_of_its_job"', 'a Storage path outside the job''s own <tenant>/<job>/ prefix is refused (it would be signed for this job''s readers)');
 select throws_ok(format($$select public.add_job_artifact(%L, %L, storage_path => 'a6500000-0000-0000-0000-000000000001/' || %L || '/../other/x.csv')$$, :'job_a', :'lease_a', :'job_a'),
-  '23514', null, 'and so is one that climbs out of it with ..');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_storage_path_of_its_job"', 'and so is one that climbs out of it with ..');
 
 -- add_job_artifact: inline with its size computed, in Storage with the size given, kept inline with a reason.
 select public.add_job_artifact(:'job_a', :'lease_a', content => '{"lines":3}'::jsonb, name => 'summary') as inline_a \gset
@@ -57,10 +57,11 @@ select results_eq(format($$select storage_path is not null, content is null, siz
   'a Storage artifact keeps its path, size and content type, and no content');
 select results_eq(format($$select inline_reason, size_bytes from public.artifacts where id = %L$$, :'kept_b'),
   $$values ('storage_not_configured', 102::bigint)$$, 'an output kept inline says why');
-select throws_ok(format($$select public.add_job_artifact(%L, gen_random_uuid(), content => '{}')$$, :'job_a'),
-  'SYJ02', null, 'a wrong lease token adds nothing');
+select gen_random_uuid() as wrong_token \gset
+select throws_ok(format($$select public.add_job_artifact(%L, %L, content => '{}')$$, :'job_a', :'wrong_token'),
+  'SYJ02', format('cannot add an artifact to job %s: lease token %s does not hold its lease (a stale token: the job was reaped and claimed again; or a wrong one)', :'job_a', :'wrong_token'), 'a wrong lease token adds nothing');
 select throws_ok(format($$select public.add_job_artifact(%L, %L, 'p', '{}')$$, :'job_a', :'lease_a'),
-  '23514', null, 'both locations at once are refused by the function too');
+  '23514', 'new row for relation "artifacts" violates check constraint "artifacts_one_location"', 'both locations at once are refused by the function too');
 select results_eq(format($$select public.add_job_artifact(%L, %L, null, '[1]') is not null$$, :'job_a', :'lease_a'),
   $$values (true)$$, 'the five-argument form of existing callers still works');
 

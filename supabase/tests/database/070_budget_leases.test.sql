@@ -72,13 +72,13 @@ select is((select jsonb_build_array(counters, windows, reservations, leases) fro
   jsonb_build_array(:'before_counters'::jsonb, :'before_windows'::jsonb, :'before_reservations'::jsonb, :'before_leases'::jsonb),
   'declined leases change no counter, rate window, reservation or lease');
 select throws_ok($$select public.acquire_budget_leases('[{"lease_id":"lease:x1","holder":"i","tenant_id":"eeeeeeee-0000-0000-0000-000000000070","usd_micros":1,"tokens":1,"requests":0,"ttl_seconds":600,"admit_seconds":30}]')$$,
-  '22023', null, 'a lease of zero requests is invalid input');
+  '22023', 'a lease needs lease_id lease:<id>, holder, tenant_id, usd_micros and tokens >= 0, requests >= 1, ttl_seconds 1..86400 and 0 < admit_seconds <= ttl_seconds', 'a lease of zero requests is invalid input');
 select throws_ok($$select public.acquire_budget_leases('[{"lease_id":"lease:x2","holder":"i","usd_micros":1,"tokens":1,"requests":1,"ttl_seconds":600,"admit_seconds":30}]')$$,
-  '22023', null, 'a lease without a tenant is invalid input');
+  '22023', 'a lease needs lease_id lease:<id>, holder, tenant_id, usd_micros and tokens >= 0, requests >= 1, ttl_seconds 1..86400 and 0 < admit_seconds <= ttl_seconds', 'a lease without a tenant is invalid input');
 select throws_ok($$select public.acquire_budget_leases('[{"lease_id":"lease:x3","holder":"i","tenant_id":"eeeeeeee-0000-0000-0000-000000000070","usd_micros":1,"tokens":1,"requests":1,"ttl_seconds":60,"admit_seconds":61}]')$$,
-  '22023', null, 'admit_seconds beyond ttl_seconds is invalid input');
+  '22023', 'a lease needs lease_id lease:<id>, holder, tenant_id, usd_micros and tokens >= 0, requests >= 1, ttl_seconds 1..86400 and 0 < admit_seconds <= ttl_seconds', 'admit_seconds beyond ttl_seconds is invalid input');
 select throws_ok($$select public.acquire_budget_leases('[{"lease_id":"req-x4","holder":"i","tenant_id":"eeeeeeee-0000-0000-0000-000000000070","usd_micros":1,"tokens":1,"requests":1,"ttl_seconds":600,"admit_seconds":30}]')$$,
-  '22023', null, 'a lease id not starting with lease: is invalid input');
+  '22023', 'a lease needs lease_id lease:<id>, holder, tenant_id, usd_micros and tokens >= 0, requests >= 1, ttl_seconds 1..86400 and 0 < admit_seconds <= ttl_seconds', 'a lease id not starting with lease: is invalid input');
 -- At the edge: 9000 free = 2 * 4500 and 56 + 46 = 102 requests are still granted.
 select public.acquire_budget_leases('[{"lease_id":"lease:a2","holder":"isolate-2","tenant_id":"eeeeeeee-0000-0000-0000-000000000070","api_key_id":"aaaaaaaa-0000-0000-0000-000000000070","model_alias":"lease-model","usd_micros":4500,"tokens":0,"requests":46,"ttl_seconds":600,"admit_seconds":30}]'::jsonb) as a2 \gset
 select is(array[:'a2'::jsonb -> 0 ->> 'status', :'a2'::jsonb #>> '{0,rate_limit,remaining_requests}'], array['granted', '46'],
@@ -210,16 +210,16 @@ select is((select array[f ->> 'status', f #>> '{feedback,domain}']
 
 -- 9. Only the service role uses leases.
 select tests.authenticate_as_anon();
-select throws_ok($$select public.acquire_budget_leases('[]')$$, '42501', null, 'anon cannot acquire budget leases');
-select throws_ok($$select public.settle_leased_usage('[]')$$, '42501', null, 'anon cannot settle leased usage');
-select throws_ok($$select public.close_budget_leases('[]')$$, '42501', null, 'anon cannot close budget leases');
-select throws_ok($$select * from public.budget_leases$$, '42501', null, 'anon cannot read budget_leases');
+select throws_ok($$select public.acquire_budget_leases('[]')$$, '42501', 'permission denied for function acquire_budget_leases', 'anon cannot acquire budget leases');
+select throws_ok($$select public.settle_leased_usage('[]')$$, '42501', 'permission denied for function settle_leased_usage', 'anon cannot settle leased usage');
+select throws_ok($$select public.close_budget_leases('[]')$$, '42501', 'permission denied for function close_budget_leases', 'anon cannot close budget leases');
+select throws_ok($$select * from public.budget_leases$$, '42501', 'permission denied for table budget_leases', 'anon cannot read budget_leases');
 select tests.clear_authentication();
 select tests.authenticate_as(tests.create_user('leases.member@example.test'));
-select throws_ok($$select public.acquire_budget_leases('[]')$$, '42501', null, 'authenticated users cannot acquire budget leases');
-select throws_ok($$select public.settle_leased_usage('[]')$$, '42501', null, 'authenticated users cannot settle leased usage');
-select throws_ok($$select public.close_budget_leases('[]')$$, '42501', null, 'authenticated users cannot close budget leases');
-select throws_ok($$select * from public.budget_leases$$, '42501', null, 'authenticated users cannot read budget_leases');
+select throws_ok($$select public.acquire_budget_leases('[]')$$, '42501', 'permission denied for function acquire_budget_leases', 'authenticated users cannot acquire budget leases');
+select throws_ok($$select public.settle_leased_usage('[]')$$, '42501', 'permission denied for function settle_leased_usage', 'authenticated users cannot settle leased usage');
+select throws_ok($$select public.close_budget_leases('[]')$$, '42501', 'permission denied for function close_budget_leases', 'authenticated users cannot close budget leases');
+select throws_ok($$select * from public.budget_leases$$, '42501', 'permission denied for table budget_leases', 'authenticated users cannot read budget_leases');
 select tests.clear_authentication();
 
 select * from finish();
