@@ -83,6 +83,7 @@ select is(public.release_budgets('[{"request_id":"fp-3","reason":"a"},{"request_
   'release: answers in order, the first release of a request wins');
 select is((select release_reason from public.budget_reservations where request_id = 'fp-3'), 'a', 'release: the first reason is kept');
 -- 5. flush_ledger: settlements, releases and reservations in one transaction, answers per kind.
+select tests.authenticate_as_service_role();
 select is(public.flush_ledger(
     '[{"request_id":"fp-7","tenant_id":"eeeeeeee-0000-0000-0000-000000000041","model_alias":"x","usd_micros":10,"tokens":1}]'::jsonb,
     '[{"request_id":"fp-4","prompt_tokens":1,"completion_tokens":1,"cost_usd_micros":100,"provider":"p","upstream_model":"m"}]'::jsonb,
@@ -98,6 +99,7 @@ select lives_ok($$select public.flush_ledger('[{"request_id":"fp-8","tenant_id":
   'a flush that only reserves');
 select is(current_setting('synchronous_commit'), 'on', 'commits durably too: the router calls upstream on a reservation''s answer');
 select is((select count(*)::int from public.usage_invariant_violations()), 0, 'conservation holds after both paths');
+select tests.clear_authentication();
 
 -- 6. The set-based path really runs: with the in-order function out of the way, a batch that
 -- fits is still reserved, and only a batch that does not fit reaches for it.

@@ -29,6 +29,10 @@ select (select coalesce(jsonb_agg(jsonb_build_array(c.budget_id, c.reserved, c.s
           from public.budget_reservations r where r.tenant_id = 'eeeeeeee-0000-0000-0000-000000000070') as reservations,
        (select coalesce(jsonb_agg(jsonb_build_array(l.reservation_id, l.requests_granted, l.requests_used) order by l.reservation_id), '[]')
           from public.budget_leases l) as leases;
+grant select on lease_state to service_role;
+
+-- Sections 1 to 6 run as the service role, as the router's ledger does.
+select tests.authenticate_as_service_role();
 
 -- 1. A lease is granted: a reservation of the slice plus its share of the minute's rate limit.
 select public.acquire_budget_leases('[{"lease_id":"lease:a1","holder":"isolate-1","tenant_id":"eeeeeeee-0000-0000-0000-000000000070","api_key_id":"aaaaaaaa-0000-0000-0000-000000000070","model_alias":"lease-model","usd_micros":1000,"tokens":500,"requests":10,"ttl_seconds":600,"admit_seconds":120}]'::jsonb) as a1 \gset
@@ -186,6 +190,8 @@ select is(public.flush_ledger('[]', '[]', '[]'),
   '{"reserved": [], "settled": [], "released": [], "leased_settled": [], "lease_closed": []}'::jsonb,
   'the 3-argument call still works, with empty lease answers');
 select is((select count(*)::int from public.usage_invariant_violations()), 0, 'conservation holds after a flush with leases');
+
+select tests.clear_authentication();
 
 -- 7. The reaper releases an expired lease: its remainder goes back, what it charged stays spent.
 select is(public.acquire_budget_leases('[{"lease_id":"lease:a4","holder":"isolate-9","tenant_id":"eeeeeeee-0000-0000-0000-000000000070","api_key_id":"aaaaaaaa-0000-0000-0000-000000000070","model_alias":"lease-model","usd_micros":1000,"tokens":100,"requests":5,"ttl_seconds":60,"admit_seconds":30}]'::jsonb) -> 0 ->> 'status',
