@@ -178,6 +178,7 @@ describe('npm start', { timeout: 150_000 }, () => {
       headers: {
         apikey: secondStatus.values.ANON_KEY,
         authorization: `Bearer ${secondStatus.values.SERVICE_ROLE_KEY}`,
+        'content-type': 'application/json',
       },
       body: JSON.stringify({ name: 'Survives restart', slug: 'survives-restart' }),
     });
