@@ -167,19 +167,24 @@ interface HealthRow {
   cooldown_until: Date | null;
 }
 
-/** Reads the whole catalog in one round trip per table (they are small). */
+/** Reads the whole catalog, one query per table (they are small), in one snapshot. */
 export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnapshot> {
-  const [providerRows, modelRows, policyRows, healthRows, reputationRows] = await Promise.all([
-    db<ProviderRow[]>`
+  // One snapshot for all five reads (pipelined on one connection): a policy and the models it names
+  // are seen together, never half before and half after a change.
+  const [providerRows, modelRows, policyRows, healthRows, reputationRows] = await db.begin(
+    'isolation level repeatable read read only',
+    (tx) =>
+      Promise.all([
+        tx<ProviderRow[]>`
       select id, slug, kind, base_url, api_version, region, enabled, connect_timeout_ms,
              first_byte_timeout_ms, total_timeout_ms, max_retries, key_name
       from public.llm_providers`,
-    db<ModelRow[]>`
+        tx<ModelRow[]>`
       select id, provider_id, alias, upstream_model, input_cost_per_million::float8 as input_cost_per_million,
              output_cost_per_million::float8 as output_cost_per_million, context_window, max_output_tokens,
              capabilities, priority, enabled
       from public.llm_models`,
-    db<PolicyRow[]>`
+        tx<PolicyRow[]>`
       select p.id, p.tenant_id, p.name, p.model_alias, p.domain, p.strategy, p.ab_hash_by, p.ab_buckets,
              p.fallback_aliases, p.cache_ttl_seconds, p.priority, p.min_reputation::float8 as min_reputation,
              p.exploration_share::float8 as exploration_share,
@@ -189,15 +194,16 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
                        from public.routing_policy_targets t where t.policy_id = p.id), '[]'::jsonb) as targets
       from public.routing_policies p
       where p.enabled`,
-    db<HealthRow[]>`
+        tx<HealthRow[]>`
       select provider_id, upstream_model, status, p50_latency_ms, error_rate, cooldown_until
       from public.provider_health`,
-    // Every row with evidence: tenants x domains x models, small today; per-tenant loading is the next step if it grows.
-    db<ReputationRow[]>`
+        // Every row with evidence: tenants x domains x models, small today; per-tenant loading is the next step if it grows.
+        tx<ReputationRow[]>`
       select tenant_id, domain, provider_id, upstream_model, score::float8 as score, sample_count::float8 as sample_count
       from public.model_reputation
       where sample_count > 0`,
-  ]);
+      ]),
+  );
 
   const providers = new Map<string, ProviderRecord>(providerRows.map((row) => [row.id, {
     id: row.id,
