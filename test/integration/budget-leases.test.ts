@@ -14,7 +14,7 @@ import { createInProcessRouter, fixedKeySource, type InProcessRouter } from '../
 import { call, connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
 import { eventually } from '../helpers/eventually.ts';
 
-// Budget leases (economics/lease-ledger.ts over migration 20261123008000): the
+// Budget leases (economics/lease-ledger.ts over migration 20261123000600_economics.sql): the
 // real ledger classes against the real SQL, one postgres pool per "isolate".
 const sql = connectDatabase();
 const pools: postgres.Sql[] = [];

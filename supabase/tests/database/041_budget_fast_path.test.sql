@@ -1,4 +1,4 @@
--- The set-based reserve and settle (migration 20261123007100) answer and write exactly
+-- The set-based reserve and settle (migration 20261123000600_economics.sql) answer and write exactly
 -- what the request-by-request path does: each batch below runs through the
 -- in-order function in a savepoint, its answers and resulting state are kept,
 -- the savepoint is rolled back, and the public function must match.

@@ -1,5 +1,5 @@
 -- Where an artifact's bytes live: exactly one of inline content and a Storage
--- path, with size and content type (migration 20261123006500), written only
+-- path, with size and content type (migration 20261123000900_artifacts.sql), written only
 -- through add_job_artifact by the worker holding the lease; read per actor
 -- down to anon.
 begin;

@@ -1,4 +1,4 @@
--- The artifacts bucket (migration 20261123006600). Here, as on any plain
+-- The artifacts bucket (migration 20261123000900_artifacts.sql). Here, as on any plain
 -- PostgreSQL, there is no storage schema: the migration did nothing and
 -- installing again does nothing. Then, inside this rolled-back transaction
 -- only, a stand-in for the two Supabase Storage tables the installer touches

@@ -1,7 +1,7 @@
--- Budget leases (migration 20261123008000): acquire, settle under a lease,
--- close, the 5-argument flush_ledger, the reaper on an expired lease, the
--- invariant with open leases (20261123008100), feedback on a leased request
--- (20261123008200), and who may call it all.
+-- Budget leases (migration 20261123000600_economics.sql): acquire, settle
+-- under a lease, close, the 5-argument flush_ledger, the reaper on an expired
+-- lease, the invariant with open leases, feedback on a leased request
+-- (20261123000700_reputation.sql), and who may call it all.
 begin;
 select plan(59);
 

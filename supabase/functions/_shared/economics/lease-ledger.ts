@@ -79,7 +79,7 @@ function unrefTimer(handle: unknown): void {
 }
 
 /**
- * Budget leases (migration 20261123008000): the isolate reserves a slice of
+ * Budget leases (migration 20261123000600_economics.sql): the isolate reserves a slice of
  * the budgets and of the minute's rate limits for many requests in one call,
  * admits requests against it in memory, and charges each request's usage to
  * the lease when it settles. Acquiring, settling and closing a lease go

@@ -1,7 +1,7 @@
 import type { Database } from '../db.ts';
 
 /**
- * Typed calls to the job functions in SQL (supabase/migrations/*_jobs_*.sql).
+ * Typed calls to the job functions in SQL (supabase/migrations/*_jobs.sql).
  * Every invariant lives there; these only name the parameters. `sql` is a
  * `postgres` connection pool (Node or Deno) connected as a role that may
  * execute them (service_role, or the database owner).

@@ -1,6 +1,6 @@
 /**
  * Object storage for job artifacts: the private Supabase Storage bucket
- * `artifacts` (migration 20261123006600), reached over its REST API with the
+ * `artifacts` (migration 20261123000900_artifacts.sql), reached over its REST API with the
  * service role key. Clients never get the key: they get short-lived signed
  * URLs. Where Storage is not configured the unavailable implementation
  * answers 503 storage_unavailable and artifacts stay inline.

@@ -3,7 +3,7 @@ import type { SealedSecret, SecretBinding } from './envelope.ts';
 
 /**
  * The key vault's SQL. Writes go through the SQL functions of migration
- * 20261123002200 (invariants and audit live there); the management calls take
+ * 20261123000400_key_vault.sql (invariants and audit live there); the management calls take
  * a transaction already running as the caller (withIdentity), so RLS decides.
  */
 
