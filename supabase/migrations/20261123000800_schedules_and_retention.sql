@@ -266,8 +266,6 @@ begin
   end if;
   v_http := exists (select 1 from pg_catalog.pg_extension where extname = 'pg_net')
     and pg_catalog.to_regclass('vault.decrypted_secrets') is not null;
-  -- The reaper's own job from 20261123001400 is now the recorded 'reap_expired_jobs' schedule.
-  execute $sql$select cron.unschedule(jobid) from cron.job where jobname = 'switchyard-reap-expired-jobs'$sql$;
   for v_schedule in select * from public.schedules order by name loop
     if not v_schedule.enabled or (v_schedule.kind = 'http' and not v_http) then
       execute format('select cron.unschedule(jobid) from cron.job where jobname = %L', 'switchyard-' || v_schedule.name);
