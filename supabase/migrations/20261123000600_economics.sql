@@ -2,9 +2,9 @@
 -- reservations, budget leases, usage records and daily usage totals, rate
 -- limits, and the response cache; then the budget saga that moves money
 -- between them. The conservation invariant (spent + reserved <= limit) is a
--- CHECK on the counter row: no code path can break it. Every table is read by
--- its tenant's members; only the service role (the router, the ops API and
--- the maintenance schedules) writes, through the functions below.
+-- CHECK on the counter row: no code path can break it. A tenant's members read
+-- its budgets, counters, usage and rate limits; only the service role (the
+-- router, the ops API and the maintenance schedules) writes.
 
 create table public.budgets (
   id uuid primary key default gen_random_uuid(),
