@@ -293,7 +293,8 @@ describe('npm run dlq', () => {
   };
   const dlq = (...args: string[]) => run(bin('tsx'), ['scripts/dlq.ts', ...args], { cwd: repoRoot, env });
 
-  it('lists as a table and as JSON, and retries once', async () => {
+  // Five CLI runs (a tsx start each): bounded generously, a loaded machine takes its time.
+  it('lists as a table and as JSON, and retries once', { timeout: 120_000 }, async () => {
     const cliKind = `test.dlq-cli.${suffix}`;
     await registerJobKind(sql, { kind: cliKind, maxAttempts: 1 });
     const id = await deadLetter(tenantA, 'cli failure', cliKind);

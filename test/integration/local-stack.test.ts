@@ -29,10 +29,10 @@ async function startStack(env: Record<string, string>): Promise<Started> {
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   while (!output.includes('local stack is running')) {
     if (child.exitCode !== null) throw new Error(`npm start exited early:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`npm start not ready within 60 s:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`npm start not ready within 120 s:\n${output}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return { child, output: () => output };
@@ -72,7 +72,7 @@ async function status(env: Record<string, string>) {
   };
 }
 
-describe('npm start', { timeout: 150_000 }, () => {
+describe('npm start', { timeout: 300_000 }, () => {
   it('serves the functions, prints status, stops cleanly and restarts on the same data', async () => {
     const env = {
       SWITCHYARD_STATE_DIR: await stateDirPromise,
