@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isDatabaseUnavailable } from '../../supabase/functions/_shared/errors.ts';
+import { isPostgresWriteAfterClose } from '../../supabase/functions/_shared/postgres-client-guard.ts';
 import { findUnstorableText } from '../../supabase/functions/_shared/storable-text.ts';
 import { isJsonMediaType } from '../../supabase/functions/_shared/validation.ts';
 
@@ -58,5 +59,18 @@ describe('isDatabaseUnavailable', () => {
       expect([code, isDatabaseUnavailable(coded(code))]).toEqual([code, false]);
     }
     expect(isDatabaseUnavailable('ECONNRESET')).toBe(false);
+  });
+});
+
+describe('isPostgresWriteAfterClose', () => {
+  it("recognises postgres.js's write on a closed socket, and nothing else", () => {
+    const write = new TypeError("Cannot read properties of null (reading 'write')");
+    write.stack =
+      `TypeError: ${write.message}\n    at Immediate.nextWrite (file:///x/node_modules/postgres/src/connection.js:255:22)`;
+    expect(isPostgresWriteAfterClose(write)).toBe(true);
+    const elsewhere = new TypeError("Cannot read properties of null (reading 'write')");
+    elsewhere.stack = `TypeError: ${elsewhere.message}\n    at handler (file:///x/app.ts:1:1)`;
+    expect(isPostgresWriteAfterClose(elsewhere)).toBe(false);
+    expect(isPostgresWriteAfterClose(new Error('connection.js'))).toBe(false);
   });
 });

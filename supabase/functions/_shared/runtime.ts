@@ -5,6 +5,7 @@ import { createDatabase } from './db.ts';
 import type { AppDependencies } from './dependencies.ts';
 import { createKms } from './kms/create-kms.ts';
 import { createJsonLogger } from './logger.ts';
+import { surviveClosedConnectionWrites } from './postgres-client-guard.ts';
 import { createStorage } from './storage/create-storage.ts';
 
 /**
@@ -15,6 +16,7 @@ export function createRuntimeDependencies(env: Record<string, string | undefined
   const config = loadConfig(env);
   const fetchImpl = globalThis.fetch.bind(globalThis);
   const logger = createJsonLogger({ level: config.logLevel });
+  surviveClosedConnectionWrites(logger);
   // A missing or invalid KMS configuration must not stop the isolate: the key
   // endpoints answer 503 kms_unavailable, everything else keeps working.
   const { kms, problems } = createKms(config.kms, fetchImpl);
