@@ -57,8 +57,8 @@ export interface Attempt<Wire> {
 
 /** What an endpoint supplies: its wire format in and out. Everything else is the pipeline's. */
 export interface Dialect<Wire, Answer> {
-  /** Validates the JSON body (HttpError 400 naming the field). */
-  parse(body: unknown): MeteredRequest<Wire>;
+  /** Validates the JSON body (HttpError 400 naming the field); headers for what a dialect forwards. */
+  parse(body: unknown, headers: Headers): MeteredRequest<Wire>;
   /** The request with the token guard's lower output limit. */
   withMaxTokens(wire: Wire, maxOutputTokens: number): Wire;
   /** The upstream request for this attempt (the adapter's mapping; a 400 when it cannot express it). */
@@ -91,7 +91,7 @@ async function runPipeline<Wire, Answer>(
   dialect: Dialect<Wire, Answer>,
 ): Promise<Response> {
   const tenant = await authenticate(c, services);
-  const request = dialect.parse(await jsonBodyOf(c));
+  const request = dialect.parse(await jsonBodyOf(c), c.req.raw.headers);
   const { requestId, chosenByCaller } = meteredRequestId(c);
   const now = () => services.deps.clock.now().getTime();
   const created = Math.floor(now() / 1000);
