@@ -324,6 +324,31 @@ describe('POST /v1/messages to an OpenAI upstream (translation)', () => {
     expect(message.content[0]).toMatchObject({ type: 'tool_use', name: 'get_weather', input: { city: 'Paris' } });
   });
 
+  it("takes a request shaped like Claude Code's: system turns between messages, adaptive thinking", async () => {
+    const response = await postMessages(key, {
+      model: openai.alias,
+      max_tokens: 100,
+      thinking: { type: 'adaptive' },
+      context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+      output_config: { effort: 'high' },
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'hi there', cache_control: { type: 'ephemeral' } }] },
+        { role: 'system', content: 'Answer briefly.' },
+      ],
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { content: unknown[] }).content).toEqual([{
+      type: 'text',
+      text: 'echo: hi there',
+    }]);
+    const sent = upstreamCallsFor(openai.upstreamModel).at(-1)!.body as Record<string, unknown>;
+    expect(sent.messages).toEqual([{ role: 'user', content: 'hi there' }, {
+      role: 'system',
+      content: 'Answer briefly.',
+    }]);
+    expect(Object.keys(sent)).not.toContain('thinking');
+  });
+
   it('refuses what the provider cannot express with a 400 naming the field', async () => {
     const response = await postMessages(key, {
       model: openai.alias,

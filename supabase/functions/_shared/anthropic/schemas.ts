@@ -68,7 +68,8 @@ export const anthropicMessagesRequestSchema = z.looseObject({
   model: z.string().min(1),
   max_tokens: z.number().int().positive(),
   messages: z.array(z.looseObject({
-    role: z.enum(['user', 'assistant']),
+    // Claude Code sends system turns between messages (beta mid-conversation-system).
+    role: z.enum(['user', 'assistant', 'system']),
     content: z.union([z.string(), z.array(anthropicBlockSchema)]),
   })).min(1),
   system: z.union([z.string(), z.array(textBlock)]).optional(),
@@ -80,12 +81,16 @@ export const anthropicMessagesRequestSchema = z.looseObject({
     z.looseObject({ type: z.literal('none') }),
   ]).optional(),
   stop_sequences: z.array(z.string()).optional(),
+  context_management: z.looseObject({ edits: z.array(z.looseObject({ type: z.string() })).optional() }).optional(),
   temperature: z.number().min(0).max(1).optional(),
   top_p: z.number().min(0).max(1).optional(),
   top_k: z.number().int().nonnegative().optional(),
   stream: z.boolean().optional(),
   metadata: z.looseObject({ user_id: z.string().nullable().optional() }).optional(),
-  thinking: z.looseObject({ type: z.enum(['enabled', 'disabled']), budget_tokens: z.number().int().optional() })
+  thinking: z.looseObject({
+    type: z.enum(['enabled', 'adaptive', 'disabled']),
+    budget_tokens: z.number().int().optional(),
+  })
     .optional(),
 });
 

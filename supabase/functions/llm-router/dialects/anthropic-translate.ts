@@ -16,7 +16,7 @@ import { RequestMappingError, UnsupportedFeatureError } from '../../_shared/prov
 import { countTextTokens } from '../../_shared/router/tokens.ts';
 
 /** Fields of a Messages request that only Anthropic upstreams understand. */
-const ANTHROPIC_ONLY = ['top_k', 'container', 'mcp_servers', 'service_tier', 'context_management'] as const;
+const ANTHROPIC_ONLY = ['top_k', 'container', 'mcp_servers', 'service_tier'] as const;
 
 export function toChatRequest(wire: AnthropicMessagesRequest, stream: boolean): ChatCompletionRequest {
   for (const field of ANTHROPIC_ONLY) {
@@ -24,9 +24,20 @@ export function toChatRequest(wire: AnthropicMessagesRequest, stream: boolean): 
       throw new UnsupportedFeatureError(field, `${field} cannot be sent to this model's provider`);
     }
   }
+  // Dropped, not refused: `thinking: adaptive` and `output_config.effort` are
+  // hints (the model may think, this hard); clearing thinking blocks edits
+  // nothing where there are none. An explicit thinking budget is refused.
   if (wire.thinking?.type === 'enabled') {
     throw new UnsupportedFeatureError('thinking', "extended thinking cannot be sent to this model's provider");
   }
+  (wire.context_management?.edits ?? []).forEach((edit, i) => {
+    if (!edit.type.startsWith('clear_thinking_')) {
+      throw new UnsupportedFeatureError(
+        `context_management.edits.${i}`,
+        `the context edit ${edit.type} exists only on Anthropic`,
+      );
+    }
+  });
   const messages: ChatMessage[] = [];
   const system = typeof wire.system === 'string' ? wire.system : (wire.system ?? []).map((b) => b.text).join('\n\n');
   if (system !== '') messages.push({ role: 'system', content: system });
@@ -35,6 +46,7 @@ export function toChatRequest(wire: AnthropicMessagesRequest, stream: boolean): 
       ? [{ type: 'text', text: message.content }]
       : message.content;
     if (message.role === 'assistant') messages.push(assistantMessage(blocks, i));
+    else if (message.role === 'system') messages.push({ role: 'system', content: systemText(blocks, i) });
     else messages.push(...userMessages(blocks, i));
   });
   const request: ChatCompletionRequest = { model: wire.model, messages, max_tokens: wire.max_tokens, stream };
@@ -65,6 +77,13 @@ export function toChatRequest(wire: AnthropicMessagesRequest, stream: boolean): 
     }
   }
   return request;
+}
+
+function systemText(blocks: AnthropicRequestBlock[], i: number): string {
+  return blocks.map((block, j) => {
+    if (block.type === 'text') return block.text;
+    throw unsupportedBlock(block.type, `messages.${i}.content.${j}`);
+  }).join('\n');
 }
 
 function assistantMessage(blocks: AnthropicRequestBlock[], i: number): ChatMessage {
