@@ -418,6 +418,12 @@ describe("refusals in Anthropic's shape", () => {
     const refused = responses.find((response) => response.status === 429);
     expect(refused).toBeDefined();
     expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(refused!.headers.get('anthropic-ratelimit-requests-limit')).toBe('1');
+    expect(refused!.headers.get('anthropic-ratelimit-requests-remaining')).toBe('0');
+    expect(refused!.headers.get('anthropic-ratelimit-requests-reset')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(refused!.headers.get('x-ratelimit-limit-requests')).toBeNull();
+    const admitted = responses.find((response) => response.status === 200);
+    expect(admitted?.headers.get('anthropic-ratelimit-requests-limit')).toBe('1');
     expect(await refused!.json()).toEqual({
       type: 'error',
       error: { type: 'rate_limit_error', message: expect.any(String) },

@@ -16,6 +16,7 @@ import type { TokenUsage } from '../stream.ts';
 import { ForwardedMessagesStream, TranslatedMessagesStream } from './anthropic-messages-stream.ts';
 import { estimateAnthropicPromptTokens, toAnthropicMessage, toChatRequest } from './anthropic-translate.ts';
 import { chatCallContext, mapped, validated } from './common.ts';
+import type { RateLimitStatus } from '../../_shared/economics/ledger.ts';
 
 /** The validated request, the client's JSON as it came (what a pass-through sends), and the headers it forwards. */
 export interface MessagesWire {
@@ -61,6 +62,26 @@ function passThroughRequest(attempt: Attempt<MessagesWire>): UpstreamRequest {
     headers,
     body: JSON.stringify({ ...wire.raw, model: attempt.candidate.model.upstreamModel }),
   };
+}
+
+/**
+ * anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset} as Anthropic
+ * sends them (reset: an RFC 3339 time), for the limits the caller has.
+ */
+export function anthropicRateLimitHeaders(status: RateLimitStatus, now: Date): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const reset = new Date(now.getTime() + status.reset_seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const limits = [
+    ['requests', status.limit_requests, status.remaining_requests],
+    ['tokens', status.limit_tokens, status.remaining_tokens],
+  ] as const;
+  for (const [kind, limit, remaining] of limits) {
+    if (limit === null) continue;
+    headers[`anthropic-ratelimit-${kind}-limit`] = String(limit);
+    headers[`anthropic-ratelimit-${kind}-remaining`] = String(Math.max(0, remaining ?? 0));
+    headers[`anthropic-ratelimit-${kind}-reset`] = reset;
+  }
+  return headers;
 }
 
 export const anthropicMessages: Dialect<MessagesWire, MessagesAnswer> = {
@@ -115,6 +136,7 @@ export const anthropicMessages: Dialect<MessagesWire, MessagesAnswer> = {
   },
   usage: (answer) => answer.usage,
   render: (c, answer) => c.json(answer.body),
+  rateLimitHeaders: anthropicRateLimitHeaders,
   streamSource(body, attempt) {
     const provider = attempt.candidate.provider.slug;
     if (isAnthropic(attempt)) return new ForwardedMessagesStream(body, provider);
