@@ -10,6 +10,8 @@ import {
   toChatRequest,
 } from '../../../supabase/functions/llm-router/dialects/anthropic-translate.ts';
 import { RequestMappingError } from '../../../supabase/functions/_shared/providers/errors.ts';
+import { countTextTokens } from '../../../supabase/functions/_shared/router/tokens.ts';
+import { ForwardedMessagesStream } from '../../../supabase/functions/llm-router/dialects/anthropic-messages-stream.ts';
 
 // The Messages dialect's pure parts: validation, the mapping to the chat shape
 // other providers take, and the answer back.
@@ -191,5 +193,54 @@ describe("errors in Anthropic's shape", () => {
     });
     expect(body('unauthorized')).toEqual({ type: 'error', error: { type: 'authentication_error', message: 'm' } });
     expect(body('upstream_timeout')).toEqual({ type: 'error', error: { type: 'timeout_error', message: 'm' } });
+  });
+});
+
+describe('ForwardedMessagesStream', () => {
+  const sse = (events: Record<string, unknown>[]) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const event of events) {
+          controller.enqueue(new TextEncoder().encode(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`));
+        }
+        controller.close();
+      },
+    });
+  const start = {
+    type: 'message_start',
+    message: { usage: { input_tokens: 7, output_tokens: 1, cache_read_input_tokens: 3 } },
+  };
+  const text = (value: string) => ({
+    type: 'content_block_delta',
+    index: 0,
+    delta: { type: 'text_delta', text: value },
+  });
+
+  async function drain(source: ForwardedMessagesStream): Promise<string> {
+    let out = '';
+    for (;;) {
+      const bytes = await source.next().catch(() => undefined);
+      if (bytes === undefined) return out;
+      out += new TextDecoder().decode(bytes);
+    }
+  }
+
+  it('forwards the bytes and settles on the usage the upstream reported', async () => {
+    const events = [start, text('hello world'), { type: 'message_delta', usage: { output_tokens: 9 } }, {
+      type: 'message_stop',
+    }];
+    const source = new ForwardedMessagesStream(sse(events), 'anthropic');
+    const out = await drain(source);
+    expect(out).toBe(events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join(''));
+    expect(source.usage()).toEqual({ promptTokens: 10, completionTokens: 9 });
+  });
+
+  it('charges a stream cut before message_delta what it sent', async () => {
+    const source = new ForwardedMessagesStream(sse([start, text('one two three four five six')]), 'anthropic');
+    await drain(source);
+    expect(source.usage()).toEqual({
+      promptTokens: 10,
+      completionTokens: countTextTokens('one two three four five six'),
+    });
   });
 });

@@ -33,6 +33,9 @@ export class ForwardedMessagesStream implements StreamSource {
   private readonly events = new SseLineParser();
   private promptTokens: number | undefined;
   private completionTokens = 0;
+  /** Anthropic reports output tokens at the end (message_delta); a stream cut before it is charged what was sent. */
+  private finalUsage = false;
+  private produced = '';
   private stopped = false;
   /** An `error` event the client already has (forwarded with its bytes). */
   private forwardedError: UpstreamError | undefined;
@@ -66,11 +69,15 @@ export class ForwardedMessagesStream implements StreamSource {
         continue; // not JSON: the client's SDK judges it, as it would from Anthropic
       }
       if (!parsed.success) continue;
-      const { type, message, usage } = parsed.data;
+      const { type, message, usage, delta } = parsed.data;
       if (type === 'message_start' && message?.usage) {
         this.promptTokens = anthropicPromptTokens(message.usage);
         this.completionTokens = message.usage.output_tokens ?? 0;
+      } else if (type === 'content_block_delta' && delta) {
+        const piece = delta.text ?? delta.partial_json ?? (delta as { thinking?: unknown }).thinking;
+        if (typeof piece === 'string') this.produced += piece;
       } else if (type === 'message_delta' && usage) {
+        this.finalUsage = true;
         // Cumulative; newer API versions repeat the input counts here.
         if (usage.output_tokens != null) this.completionTokens = usage.output_tokens;
         if (usage.input_tokens != null) this.promptTokens = anthropicPromptTokens(usage);
@@ -80,7 +87,10 @@ export class ForwardedMessagesStream implements StreamSource {
   }
 
   usage(): TokenUsage {
-    return { promptTokens: this.promptTokens, completionTokens: this.completionTokens };
+    const completionTokens = this.finalUsage
+      ? this.completionTokens
+      : Math.max(this.completionTokens, countTextTokens(this.produced));
+    return { promptTokens: this.promptTokens, completionTokens };
   }
 
   end(): Uint8Array {
