@@ -26,6 +26,7 @@ import { resolveRoute } from './upstream/routes.ts';
 export type { FakeFault, FaultMatch, FaultOptions, QueuedFault } from './upstream/faults.ts';
 export type { WireFormat } from './upstream/reply.ts';
 export { countWords, FAKE_TOOL_ARGUMENTS, fakeEmbedding } from './upstream/conversation.ts';
+export { FAKE_CACHE_USAGE, FAKE_THINKING } from './upstream/anthropic.ts';
 
 export const DEFAULT_FAKE_MODELS = [
   'gpt-4o-mini',

@@ -98,10 +98,13 @@ async function send(
   contentType = 'application/json',
 ): Promise<ErrorAnswer> {
   const response = await call(path, { method, headers: callerHeaders(path, { 'content-type': contentType }), body });
-  const answer = (await response.json()) as { error?: { code?: string; message?: string; param?: string | null } };
+  const answer = (await response.json()) as {
+    error?: { code?: string; type?: string; message?: string; param?: string | null };
+  };
   return {
     status: response.status,
-    code: answer.error?.code,
+    // Anthropic's error shape (the /v1/messages routes) has a type where the others have a code.
+    code: answer.error?.code ?? (answer.error?.type === 'invalid_request_error' ? 'validation_failed' : undefined),
     message: answer.error?.message,
     param: answer.error?.param,
   };

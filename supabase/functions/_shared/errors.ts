@@ -70,7 +70,7 @@ export class HttpError extends Error {
   }
 }
 
-export type ErrorFormat = 'standard' | 'openai';
+export type ErrorFormat = 'standard' | 'openai' | 'anthropic';
 
 /** OpenAI's `type` for a status, as its API sends them. */
 function openaiTypeFor(status: number): string {
@@ -82,8 +82,35 @@ function openaiTypeFor(status: number): string {
   return 'invalid_request_error';
 }
 
+/** Anthropic's `error.type` for a status, as its API sends them (402 is its billing_error). */
+export function anthropicTypeFor(status: number): string {
+  switch (status) {
+    case 401:
+      return 'authentication_error';
+    case 402:
+      return 'billing_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 503:
+      return 'overloaded_error';
+    case 504:
+      return 'timeout_error';
+    default:
+      return status >= 500 ? 'api_error' : 'invalid_request_error';
+  }
+}
+
 /** The JSON body for an error in the given format. */
 export function errorBody(error: HttpError, format: ErrorFormat): Record<string, unknown> {
+  if (format === 'anthropic') {
+    return { type: 'error', error: { type: anthropicTypeFor(error.status), message: error.message } };
+  }
   if (format === 'openai') {
     return {
       error: {
@@ -116,7 +143,9 @@ export function createErrorHandler(logger: Logger, format: ErrorFormat) {
     }
     const httpError = known ?? new HttpError('internal_error', 'internal server error');
     for (const [name, value] of Object.entries(httpError.headers)) c.header(name, value);
-    return c.json(errorBody(httpError, format), httpError.status);
+    // A route that speaks another dialect (Anthropic Messages) says so with answerErrorsAs().
+    const routeFormat = c.get('errorFormat') as ErrorFormat | undefined;
+    return c.json(errorBody(httpError, routeFormat ?? format), httpError.status);
   };
 }
 

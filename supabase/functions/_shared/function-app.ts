@@ -30,6 +30,10 @@ const allowedRequestHeaders = [
   'x-switchyard-domain',
   'x-switchyard-cache',
   'x-tenant-id',
+  // Anthropic clients: the tenant key, and the headers a Messages request carries.
+  'x-api-key',
+  'anthropic-version',
+  'anthropic-beta',
 ];
 
 /**

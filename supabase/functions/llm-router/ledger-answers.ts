@@ -26,15 +26,27 @@ export function rateLimitHeaders(status: RateLimitStatus): Record<string, string
   return headers;
 }
 
+/** A dialect's rate-limit headers (OpenAI's x-ratelimit-* by default). */
+/** `now` is the clock's, for formats that send the reset as a time. */
+export type RateLimitHeaders = (status: RateLimitStatus, now: Date) => Record<string, string>;
+
 /** The headers of an admitted request: its rate limits, and the lowered max_tokens when the guard capped it. */
-export function admittedHeaders(admission: Extract<Admission, { status: 'admitted' }>): Record<string, string> {
-  const headers = admission.rateLimit ? rateLimitHeaders(admission.rateLimit) : {};
+export function admittedHeaders(
+  admission: Extract<Admission, { status: 'admitted' }>,
+  headersOf: RateLimitHeaders,
+  now: Date,
+): Record<string, string> {
+  const headers = admission.rateLimit ? headersOf(admission.rateLimit, now) : {};
   if (admission.capped) headers['x-switchyard-max-tokens-capped'] = String(admission.maxOutputTokens);
   return headers;
 }
 
 /** A refused admission as the caller's error. */
-export function refusalError(admission: Exclude<Admission, { status: 'admitted' | 'bucket_spent' }>): HttpError {
+export function refusalError(
+  admission: Exclude<Admission, { status: 'admitted' | 'bucket_spent' }>,
+  headersOf: RateLimitHeaders,
+  now: Date,
+): HttpError {
   switch (admission.status) {
     case 'duplicate':
       return requestIdAlreadyUsed();
@@ -43,7 +55,7 @@ export function refusalError(admission: Exclude<Admission, { status: 'admitted' 
         openaiType: 'rate_limit_error',
         headers: {
           'retry-after': String(admission.rateLimit.reset_seconds),
-          ...rateLimitHeaders(admission.rateLimit),
+          ...headersOf(admission.rateLimit, now),
         },
         details: { rate_limit_id: admission.rateLimitId },
       });

@@ -27,7 +27,7 @@ import {
 import { type QualityOutcome, signalOf } from '../_shared/router/quality-signals.ts';
 import { exchangeJson, openUpstreamStream } from '../_shared/router/upstream.ts';
 import { jsonBodyOf } from '../_shared/validation.ts';
-import { admittedHeaders, refusalError } from './ledger-answers.ts';
+import { admittedHeaders, type RateLimitHeaders, rateLimitHeaders, refusalError } from './ledger-answers.ts';
 import type { RouterServices } from './services.ts';
 import { primeStream, relayStream, type StreamSource, type TokenUsage } from './stream.ts';
 
@@ -57,8 +57,8 @@ export interface Attempt<Wire> {
 
 /** What an endpoint supplies: its wire format in and out. Everything else is the pipeline's. */
 export interface Dialect<Wire, Answer> {
-  /** Validates the JSON body (HttpError 400 naming the field). */
-  parse(body: unknown): MeteredRequest<Wire>;
+  /** Validates the JSON body (HttpError 400 naming the field); headers for what a dialect forwards. */
+  parse(body: unknown, headers: Headers): MeteredRequest<Wire>;
   /** The request with the token guard's lower output limit. */
   withMaxTokens(wire: Wire, maxOutputTokens: number): Wire;
   /** The upstream request for this attempt (the adapter's mapping; a 400 when it cannot express it). */
@@ -71,6 +71,8 @@ export interface Dialect<Wire, Answer> {
   outcome?(request: Wire, answer: Answer): QualityOutcome;
   /** The upstream's SSE body as the client's stream (streaming dialects only). */
   streamSource?(body: ReadableStream<Uint8Array>, attempt: Attempt<Wire>): StreamSource;
+  /** Rate-limit headers in this dialect's names (default: OpenAI's x-ratelimit-*). */
+  rateLimitHeaders?: RateLimitHeaders;
   /** The exact-match response cache (dialects whose answers may be stored). */
   cache?: {
     key(wire: Wire): Promise<string>;
@@ -91,7 +93,7 @@ async function runPipeline<Wire, Answer>(
   dialect: Dialect<Wire, Answer>,
 ): Promise<Response> {
   const tenant = await authenticate(c, services);
-  const request = dialect.parse(await jsonBodyOf(c));
+  const request = dialect.parse(await jsonBodyOf(c), c.req.raw.headers);
   const { requestId, chosenByCaller } = meteredRequestId(c);
   const now = () => services.deps.clock.now().getTime();
   const created = Math.floor(now() / 1000);
@@ -285,6 +287,7 @@ async function admit<Wire, Answer>(
   },
 ): Promise<{ plan: RoutePlan; request: MeteredRequest<Wire> }> {
   const { tenant, request } = input;
+  const headersOf = input.dialect.rateLimitHeaders ?? rateLimitHeaders;
   let chosen = firstPlan;
   for (let attempt = 0;; attempt++) {
     const admission = await admitRequest(services.ledger, {
@@ -300,14 +303,15 @@ async function admit<Wire, Answer>(
       ttlSeconds: services.reservationTtlSeconds,
     });
     if (admission.status === 'admitted') {
-      for (const [name, value] of Object.entries(admittedHeaders(admission))) c.header(name, value);
+      const headers = admittedHeaders(admission, headersOf, services.deps.clock.now());
+      for (const [name, value] of Object.entries(headers)) c.header(name, value);
       if (!admission.capped) return { plan: chosen, request };
       const wire = input.dialect.withMaxTokens(request.wire, admission.maxOutputTokens);
       return { plan: chosen, request: { ...request, wire, maxOutputTokens: admission.maxOutputTokens } };
     }
     // One fallback is enough: the replanned request is in the control bucket, which is never spent.
-    if (admission.status !== 'bucket_spent') throw refusalError(admission);
-    if (attempt > 0) throw refusalError({ status: 'over_budget' });
+    if (admission.status !== 'bucket_spent') throw refusalError(admission, headersOf, services.deps.clock.now());
+    if (attempt > 0) throw refusalError({ status: 'over_budget' }, headersOf, services.deps.clock.now());
     const until = services.deps.clock.now().getTime() + services.deps.config.router.catalogTtlMs;
     services.spentBuckets.set(bucketKey(admission.policyId, admission.bucket), until);
     chosen = plan(services, snapshot, route, [bucketKey(admission.policyId, admission.bucket)]);

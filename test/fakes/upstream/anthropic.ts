@@ -15,7 +15,23 @@ const messagesBodySchema = z.looseObject({
   system: z.union([z.string(), z.array(z.looseObject({ type: z.string(), text: z.string() }))]).optional(),
   tools: z.array(z.looseObject({ name: z.string(), input_schema: z.record(z.string(), z.unknown()) })).optional(),
   stream: z.boolean().optional(),
+  thinking: z.looseObject({ type: z.string() }).optional(),
 });
+
+/** With extended thinking on, the answer starts with this block (a real signature is opaque bytes in base64). */
+export const FAKE_THINKING = {
+  type: 'thinking',
+  thinking: 'The user said something; I echo it.',
+  signature: 'EqQBCkYIBxgCKkDfake+signature/with=base64+chars==',
+};
+/** Prompt-cache tokens the fake reports when any block of the request carries cache_control. */
+export const FAKE_CACHE_USAGE = { cache_creation_input_tokens: 2, cache_read_input_tokens: 3 };
+
+function cacheUsage(rawBody: unknown) {
+  return JSON.stringify(rawBody).includes('"cache_control"')
+    ? FAKE_CACHE_USAGE
+    : { cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+}
 
 type MessagesBody = z.infer<typeof messagesBodySchema>;
 
@@ -100,10 +116,15 @@ export function handleAnthropicMessages(rawBody: unknown, env: HandlerEnv): Fake
   const id = `msg_fake_${env.seq}`;
   const toolId = `toolu_fake_${env.seq}`;
   const stopReason = result.kind === 'tool_call' ? 'tool_use' : result.truncated ? 'max_tokens' : 'end_turn';
+  const thinking = body.thinking?.type === 'enabled';
+  const cache = cacheUsage(rawBody);
   if (body.stream !== true) {
-    const content = result.kind === 'text'
-      ? [{ type: 'text', text: result.text }]
-      : [{ type: 'tool_use', id: toolId, name: result.name, input: JSON.parse(result.arguments) as unknown }];
+    const content = [
+      ...(thinking ? [FAKE_THINKING] : []),
+      ...(result.kind === 'text'
+        ? [{ type: 'text', text: result.text }]
+        : [{ type: 'tool_use', id: toolId, name: result.name, input: JSON.parse(result.arguments) as unknown }]),
+    ];
     return json(200, {
       id,
       type: 'message',
@@ -112,12 +133,7 @@ export function handleAnthropicMessages(rawBody: unknown, env: HandlerEnv): Fake
       content,
       stop_reason: stopReason,
       stop_sequence: null,
-      usage: {
-        input_tokens: result.promptTokens,
-        output_tokens: result.completionTokens,
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0,
-      },
+      usage: { input_tokens: result.promptTokens, output_tokens: result.completionTokens, ...cache },
     });
   }
   const event = (type: string, data: Record<string, unknown>): SseOut => ({
@@ -134,15 +150,11 @@ export function handleAnthropicMessages(rawBody: unknown, env: HandlerEnv): Fake
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: {
-          input_tokens: result.promptTokens,
-          output_tokens: 1,
-          cache_creation_input_tokens: 0,
-          cache_read_input_tokens: 0,
-        },
+        usage: { input_tokens: result.promptTokens, output_tokens: 1, ...cache },
       },
     }),
-    ...contentEvents(result, toolId, event),
+    ...(thinking ? thinkingEvents(event) : []),
+    ...contentEvents(result, toolId, event, thinking ? 1 : 0),
     event('message_delta', {
       delta: { stop_reason: stopReason, stop_sequence: null },
       usage: { output_tokens: result.completionTokens },
@@ -151,31 +163,44 @@ export function handleAnthropicMessages(rawBody: unknown, env: HandlerEnv): Fake
   ]);
 }
 
+/** A thinking block as Anthropic streams it: thinking deltas, then the signature. */
+function thinkingEvents(event: (type: string, data: Record<string, unknown>) => SseOut): SseOut[] {
+  return [
+    event('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }),
+    ...textPieces(FAKE_THINKING.thinking).map((thinking) =>
+      event('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking } })
+    ),
+    event('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature: FAKE_THINKING.signature } }),
+    event('content_block_stop', { index: 0 }),
+  ];
+}
+
 function contentEvents(
   result: FakeAnswer,
   toolId: string,
   event: (type: string, data: Record<string, unknown>) => SseOut,
+  index: number,
 ): SseOut[] {
   if (result.kind === 'text') {
     return [
-      event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+      event('content_block_start', { index, content_block: { type: 'text', text: '' } }),
       event('ping', {}),
       ...textPieces(result.text).map((text) =>
-        event('content_block_delta', { index: 0, delta: { type: 'text_delta', text } })
+        event('content_block_delta', { index, delta: { type: 'text_delta', text } })
       ),
-      event('content_block_stop', { index: 0 }),
+      event('content_block_stop', { index }),
     ];
   }
   return [
     event('content_block_start', {
-      index: 0,
+      index,
       content_block: { type: 'tool_use', id: toolId, name: result.name, input: {} },
     }),
     event('ping', {}),
     ...argumentPieces(result.arguments).map((partial_json) =>
-      event('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json } })
+      event('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json } })
     ),
-    event('content_block_stop', { index: 0 }),
+    event('content_block_stop', { index }),
   ];
 }
 

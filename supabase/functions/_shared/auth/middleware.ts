@@ -11,6 +11,14 @@ import { createJwtVerifier, type JwtVerifier } from './jwt.ts';
 export interface AuthenticateOptions {
   /** Caller kinds this route accepts; others get 403. Default: all. */
   allow?: readonly Caller['kind'][];
+  /**
+   * A tenant API key (`sy_…`, as `Authorization: Bearer` or `x-api-key`)
+   * authenticates without the `apikey` project header. Safe: the project key
+   * is public (it ships in every client), so it proves nothing; the tenant key
+   * is the secret, and it is checked against the database either way. User
+   * JWTs and service keys still need `apikey`. Default: off.
+   */
+  tenantKeyAlone?: boolean;
 }
 
 /** True when `apikey` is one of this project's keys (legacy JWT keys or the new sb_ keys). */
@@ -28,6 +36,20 @@ function bearerToken(header: string | undefined): string {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw new HttpError('unauthorized', 'Authorization header must be "Bearer <token>"');
   return match[1];
+}
+
+/**
+ * The caller's token: `Authorization: Bearer`, or else `x-api-key` (what
+ * Anthropic clients send) when it carries a tenant API key. Only tenant keys
+ * are read from `x-api-key`: JWTs and service keys keep one way in.
+ */
+function credential(authorization: string | undefined, xApiKey: string | undefined): string {
+  if (authorization === undefined && xApiKey !== undefined) {
+    const key = xApiKey.trim();
+    if (!looksLikeTenantApiKey(key)) throw new HttpError('unauthorized', 'x-api-key must be a tenant API key (sy_…)');
+    return key;
+  }
+  return bearerToken(authorization);
 }
 
 /** Resolves a bearer token to a caller, or throws a 401 HttpError. */
@@ -83,7 +105,8 @@ export async function resolveCaller(
 /**
  * Requires the `apikey` header to be a key of this project and
  * `Authorization: Bearer` to carry a user JWT, a tenant API key or a service
- * key; sets `c.var.caller`.
+ * key (with `tenantKeyAlone`: a tenant key, there or in `x-api-key`, needs no
+ * `apikey`); sets `c.var.caller`.
  */
 export function authenticate(
   deps: Pick<AppDependencies, 'db' | 'config' | 'fetch' | 'apiKeys'>,
@@ -92,11 +115,17 @@ export function authenticate(
   const verifier = createJwtVerifier(deps.config.jwt, deps.fetch);
   return createMiddleware<AppEnv>(async function authenticateCaller(c, next) {
     const apikey = c.req.header('apikey');
-    if (!apikey) throw new HttpError('unauthorized', 'missing apikey header');
-    if (!isProjectKey(apikey, deps.config.projectKeys)) {
+    if (!apikey && !options.tenantKeyAlone) throw new HttpError('unauthorized', 'missing apikey header');
+    // A project key that is sent must be this project's, even where a tenant key alone would do.
+    if (apikey && !isProjectKey(apikey, deps.config.projectKeys)) {
       throw new HttpError('unauthorized', 'apikey is not a key of this project');
     }
-    const caller = await resolveCaller(bearerToken(c.req.header('authorization')), deps, verifier);
+    const xApiKey = options.tenantKeyAlone ? c.req.header('x-api-key') : undefined;
+    const token = credential(c.req.header('authorization'), xApiKey);
+    if (!apikey && !looksLikeTenantApiKey(token)) {
+      throw new HttpError('unauthorized', 'missing apikey header (only a tenant API key works without it)');
+    }
+    const caller = await resolveCaller(token, deps, verifier);
     if (options.allow && !options.allow.includes(caller.kind)) {
       throw new HttpError('forbidden', `this endpoint does not accept ${caller.kind.replace('_', ' ')} callers`);
     }

@@ -3,6 +3,8 @@
 import { HttpError } from '../../_shared/errors.ts';
 import type { ParseResult } from '../../_shared/openai/schemas.ts';
 import { RequestMappingError } from '../../_shared/providers/errors.ts';
+import type { ChatCallContext } from '../../_shared/providers/types.ts';
+import type { Attempt } from '../pipeline.ts';
 
 /** The validated request, or the 400 naming the field. */
 export function validated<T>(parsed: ParseResult<T>): T {
@@ -19,4 +21,23 @@ export function mapped<T>(build: () => T): T {
     const code = error.code === 'unsupported_parameter' ? 'unsupported_parameter' : 'validation_failed';
     throw new HttpError(code, error.message, { param: error.param });
   }
+}
+
+/** What a chat adapter needs to call this attempt's candidate (any dialect that goes through chat). */
+export function chatCallContext(
+  { request, candidate, apiKey, requestId, created }: Attempt<unknown>,
+  includeUsage: boolean,
+): ChatCallContext {
+  const { provider, model } = candidate;
+  return {
+    upstreamModel: model.upstreamModel,
+    publicModel: request.alias,
+    apiKey,
+    endpoint: { kind: provider.kind, baseUrl: provider.baseUrl, apiVersion: provider.apiVersion },
+    stream: request.stream,
+    requestId,
+    created,
+    includeUsage,
+    defaultMaxTokens: model.maxOutputTokens,
+  };
 }

@@ -8,7 +8,7 @@ import type { ModelCapability } from '../../_shared/router/catalog.ts';
 import { isInvalidJson, isRefusal } from '../../_shared/router/quality-signals.ts';
 import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
 import type { Attempt, Dialect } from '../pipeline.ts';
-import { mapped, validated } from './common.ts';
+import { chatCallContext, mapped, validated } from './common.ts';
 import { chatStreamSource, sseResponse } from './openai-chat-stream.ts';
 
 function requiredCapabilities(request: ChatCompletionRequest): ModelCapability[] {
@@ -21,21 +21,8 @@ function requiredCapabilities(request: ChatCompletionRequest): ModelCapability[]
 }
 
 /** What an adapter needs to call this candidate for this request. */
-export function chatContext(
-  { request, candidate, apiKey, requestId, created }: Attempt<ChatCompletionRequest>,
-): ChatCallContext {
-  const { provider, model } = candidate;
-  return {
-    upstreamModel: model.upstreamModel,
-    publicModel: request.alias,
-    apiKey,
-    endpoint: { kind: provider.kind, baseUrl: provider.baseUrl, apiVersion: provider.apiVersion },
-    stream: request.stream,
-    requestId,
-    created,
-    includeUsage: request.wire.stream_options?.include_usage === true,
-    defaultMaxTokens: model.maxOutputTokens,
-  };
+export function chatContext(attempt: Attempt<ChatCompletionRequest>): ChatCallContext {
+  return chatCallContext(attempt, attempt.request.wire.stream_options?.include_usage === true);
 }
 
 const adapterOf = (attempt: Attempt<ChatCompletionRequest>) => getProviderAdapter(attempt.candidate.provider.kind);
