@@ -141,6 +141,39 @@ describe('replayed x-request-id', () => {
     expect(await usageRecords(other.tenantId)).toBe(0);
   });
 
+  it('refuses both ids in the Anthropic Messages dialect too, streamed or not, in its error shape', async () => {
+    const { key, tenantId, leasedId, chosenId } = served;
+    for (const requestId of [leasedId, chosenId]) {
+      for (const stream of [false, true]) {
+        const callsBefore = upstreamCalls();
+        const recordsBefore = await usageRecords(tenantId);
+        const response = await call('/llm-router/v1/messages', {
+          method: 'POST',
+          headers: {
+            'x-api-key': key,
+            'anthropic-version': '2023-06-01',
+            'content-type': 'application/json',
+            'x-request-id': requestId,
+          },
+          body: JSON.stringify({
+            model: catalog.alias,
+            max_tokens: 5,
+            stream,
+            messages: [{ role: 'user', content: 'replay me' }],
+          }),
+        });
+        expect({ requestId, stream, status: response.status, body: await response.json() }).toEqual({
+          requestId,
+          stream,
+          status: 409,
+          body: { type: 'error', error: { type: 'invalid_request_error', message: refusal.error.message } },
+        });
+        expect(upstreamCalls()).toBe(callsBefore);
+        expect(await usageRecords(tenantId)).toBe(recordsBefore);
+      }
+    }
+  });
+
   it('refuses an id in the router-assigned form that the caller made up, like any used one', async () => {
     const { key, tenantId } = served;
     const forged = `req_${crypto.randomUUID().replaceAll('-', '')}`;
