@@ -23,32 +23,50 @@ export function unstorableReason(text: string): string | undefined {
   return undefined;
 }
 
+/** A value waiting to be checked, with how it was reached (the path is built only for a finding). */
+interface Pending {
+  value: unknown;
+  key: string;
+  parent: Pending | undefined;
+  depth: number;
+}
+
+function pathOf(node: Pending | undefined): string {
+  const keys: string[] = [];
+  for (let at = node; at?.parent !== undefined; at = at.parent) keys.push(at.key);
+  return keys.reverse().join('.');
+}
+
 /**
  * The first string or key in a parsed JSON value that cannot be stored, or
  * nesting deeper than `maxDepth`; undefined when all of it can. Iterative, so
- * a deep value cannot overflow the stack.
+ * a deep value cannot overflow the stack; runs on every request body, so it
+ * allocates one small record per value and builds a path only for a finding.
  */
 export function findUnstorableText(value: unknown, maxDepth = MAX_JSON_DEPTH): UnstorableText | undefined {
-  const pending: { value: unknown; path: string[] }[] = [{ value, path: [] }];
+  const pending: Pending[] = [{ value, key: '', parent: undefined, depth: 0 }];
   while (pending.length > 0) {
-    const { value: current, path } = pending.pop() as { value: unknown; path: string[] };
+    const node = pending.pop() as Pending;
+    const current = node.value;
     if (typeof current === 'string') {
       const problem = unstorableReason(current);
-      if (problem) return { path: path.join('.'), problem };
+      if (problem) return { path: pathOf(node), problem };
       continue;
     }
     if (current === null || typeof current !== 'object') continue;
-    if (path.length >= maxDepth) {
-      return { path: path.join('.'), problem: `must not nest deeper than ${maxDepth} levels` };
+    if (node.depth >= maxDepth) return { path: pathOf(node), problem: `must not nest deeper than ${maxDepth} levels` };
+    const depth = node.depth + 1;
+    if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i--) {
+        pending.push({ value: current[i], key: String(i), parent: node, depth });
+      }
+      continue;
     }
-    const entries: [string, unknown][] = Array.isArray(current)
-      ? current.map((item, index) => [String(index), item])
-      : Object.entries(current);
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const [key, item] = entries[i];
-      const keyProblem = unstorableReason(key);
-      if (keyProblem) return { path: path.join('.'), problem: `keys ${keyProblem}` };
-      pending.push({ value: item, path: [...path, key] });
+    const keys = Object.keys(current);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const keyProblem = unstorableReason(keys[i]);
+      if (keyProblem) return { path: pathOf(node), problem: `keys ${keyProblem}` };
+      pending.push({ value: (current as Record<string, unknown>)[keys[i]], key: keys[i], parent: node, depth });
     }
   }
   return undefined;

@@ -47,11 +47,9 @@ export async function resolveTenant(
       return { tenantId: requestedTenantId };
     }
     case 'user': {
-      const memberships = await db<{ tenant_id: string }[]>`
-        select tenant_id from public.memberships
-        where user_id = ${caller.userId} and (${roles === undefined} or role in ${db([...(roles ?? [''])])})
-        order by tenant_id`;
-      const tenantIds = memberships.map((row) => row.tenant_id);
+      const memberships = await db<{ tenant_id: string; role: string }[]>`
+        select tenant_id, role from public.memberships where user_id = ${caller.userId} order by tenant_id`;
+      const tenantIds = memberships.filter((row) => !roles || roles.includes(row.role)).map((row) => row.tenant_id);
       const what = roles ? 'an operator or admin of' : 'a member of';
       if (requestedTenantId) {
         if (!tenantIds.includes(requestedTenantId)) {
