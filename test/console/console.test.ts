@@ -107,7 +107,7 @@ afterAll(async () => {
   if (buildDir) await rm(buildDir, { recursive: true, force: true });
 });
 
-/** A page that fails a wait after 10 s (naming the locator), well inside the test's time. */
+/** A page that fails a wait after 45 s (naming the locator), well inside the test's time. */
 async function newPage(options: Parameters<Browser['newPage']>[0]): Promise<Page> {
   const page = await browser.newPage(options);
   // Waits are for state; the bound is generous because the suite runs beside other browser and stack tests.
