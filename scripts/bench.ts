@@ -7,7 +7,7 @@
 // the router as a ratio of the pass-through, and checks conservation after.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,7 @@ import {
   startEmbeddedPostgres,
   withDatabase,
 } from './lib/database.ts';
+import { stageMarkdown, type StageTable, stageTable } from './lib/cpu-profile-stages.ts';
 import { bin, denoExecutable, denoServerArguments, repoRoot } from './lib/paths.ts';
 import { generateSecrets } from './lib/secrets.ts';
 
@@ -121,6 +122,9 @@ function percentile(values: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0;
 }
 
+const newTurnMarker = 'NEW_TURN';
+let turns = 0;
+
 async function load(
   scenario: string,
   url: string,
@@ -137,6 +141,17 @@ async function load(
     connections: conns,
     duration: seconds,
     timeout: 10,
+    // NEW_TURN in a body becomes a number of its own per request (the agent turn's newest message).
+    ...(body.includes(newTurnMarker)
+      ? {
+        requests: [{
+          setupRequest: (request: autocannon.Request) => ({
+            ...request,
+            body: body.replace(newTurnMarker, String(++turns)),
+          }),
+        }],
+      }
+      : {}),
   });
   const ok = result['2xx'];
   return {
@@ -329,6 +344,8 @@ try {
   };
 
   let routerSuccesses = 0;
+  // Requests the profiled router isolate served (router-exact runs in a process of its own).
+  let profiledRequests = 0;
   const run = async (
     scenario: keyof typeof targets,
     conns: number,
@@ -339,6 +356,7 @@ try {
     const isRouter = scenario === 'router' || scenario === 'cached' || scenario === 'exact';
     const warm = await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2);
     if (isRouter) routerSuccesses += warm.ok;
+    if (isRouter && scenario !== 'exact') profiledRequests += warm.ok;
     const proxyPid = scenario === 'exact'
       ? exactProcess?.pid
       : isRouter
@@ -365,6 +383,7 @@ try {
       };
     }
     if (isRouter) routerSuccesses += result.ok;
+    if (isRouter && scenario !== 'exact') profiledRequests += result.ok;
     log(
       `${label} @${conns}: ${result.requests_per_second} req/s, p50 ${result.latency_ms.p50} ms, p99 ${result.latency_ms.p99} ms, errors ${result.errors}`,
     );
@@ -380,6 +399,7 @@ try {
     const streamed = await run('router', connections, duration, streamBody, 'router-stream');
     const sample = await streamSample(targets.router.url, routerHeaders, streamBody, 50);
     routerSuccesses += sample.ok;
+    profiledRequests += sample.ok;
     streamed.ttfb_ms = sample.ttfb;
     results.push(streamed);
   }
@@ -439,6 +459,18 @@ try {
   >`select coalesce(sum(reserved), 0)::int as total from public.usage_counters`;
   const [version] = await sql<{ server_version: string }[]>`show server_version`;
   await sql.end();
+
+  // The router isolate's CPU per pipeline stage: it writes its profile when it exits.
+  const profiled = results.filter((result) =>
+    result.scenario.startsWith('router') && result.scenario !== 'router-exact'
+  );
+  const profiledOk = profiled.reduce((sum, result) => sum + result.ok, 0);
+  const measuredCpu = profiledOk > 0 && profiled.every((result) => result.cpu_ms_per_request)
+    ? profiled.reduce((sum, result) => sum + result.cpu_ms_per_request!.proxy * result.ok, 0) / profiledOk
+    : undefined;
+  const stageCpu = cpuProfileDir
+    ? await profiledStages(routerProcess, cpuProfileDir, profiledRequests, measuredCpu)
+    : null;
 
   const passthrough = results.find((result) => result.scenario === 'passthrough')!;
   const ratioPairs: [string, string, number][] = [
@@ -509,6 +541,7 @@ try {
         },
       }
       : null,
+    stage_cpu_ms_per_request: stageCpu,
     conservation: {
       invariant_violations: violations.count,
       // autocannon stops counting at the end of each run while requests are still in flight,
@@ -558,6 +591,14 @@ try {
         } against ${report.leases_vs_exact.database_cpu_ms_per_request.exact ?? 'n/a'} ms/req)`,
       ]
       : []),
+    ...(stageCpu
+      ? [
+        '',
+        `router isolate CPU per stage (the profile's shares, scaled to the isolate CPU per request measured from /proc; profile in ${cpuProfileDir}):`,
+        '',
+        stageMarkdown([{ label: 'this run', table: stageCpu }]),
+      ]
+      : []),
     '',
     `conservation: ${report.conservation.invariant_violations} invariant violations; ${report.conservation.usage_records} usage records (${report.conservation.successful_router_requests_counted} successes counted by autocannon); ${report.conservation.lost_usage_records} lost usage records; ${report.conservation.open_reservations} open reservations; reserved after the run: ${report.conservation.reserved_after} → ${
       report.conservation.holds ? 'HOLDS' : 'BROKEN'
@@ -591,6 +632,28 @@ try {
   await rm(tempDir, { recursive: true, force: true });
 }
 
+/** Stops the router so it writes its CPU profile, then reads the newest profile in `dir` as a stage table. */
+async function profiledStages(
+  router: ChildProcess,
+  dir: string,
+  requests: number,
+  measuredCpuMsPerRequest: number | undefined,
+): Promise<StageTable | null> {
+  if (router.exitCode === null) {
+    const exited = new Promise<void>((resolve) => router.once('exit', () => resolve()));
+    router.kill('SIGTERM');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  }
+  const profiles = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))
+    .map((name) => ({ file: path.join(dir, name), at: statSync(path.join(dir, name)).mtimeMs }))
+    .sort((a, b) => b.at - a.at);
+  if (profiles.length === 0) {
+    log(`no CPU profile in ${dir}: no stage table`);
+    return null;
+  }
+  return stageTable(profiles[0].file, requests, measuredCpuMsPerRequest);
+}
+
 /**
  * A coding agent's turn: a system prompt, ten turns of conversation, three
  * tool definitions (about 12 KB), streamed; the fake echoes the last user
@@ -611,8 +674,9 @@ function agentTurnBody(): string {
     messages.push({ role: 'user', content: paragraph(turn * 10, 4) });
     messages.push({ role: 'assistant', content: paragraph(turn * 10 + 4, 4) });
   }
-  // The last turn: the fake echoes it (about 200 words).
-  messages.push({ role: 'user', content: paragraph(200, 10) });
+  // The last turn, new in every request as in a real session (load() numbers NEW_TURN): the fake
+  // echoes it (about 200 words). Everything before it is the history an agent resends each turn.
+  messages.push({ role: 'user', content: `Turn ${newTurnMarker}. ${paragraph(200, 10)}` });
   const tool = (name: string, description: string) => ({
     type: 'function',
     function: {

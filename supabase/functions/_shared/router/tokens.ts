@@ -1,5 +1,52 @@
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import { countTokens as countEncodedTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type { ChatMessage, FunctionTool } from '../openai/types.ts';
+
+/**
+ * Token counts of long texts, remembered per isolate. A coding agent resends
+ * its whole conversation every turn (system prompt, tools, earlier turns),
+ * so all but the newest message were counted before; byte-pair encoding a
+ * 12 KB prompt costs milliseconds, a lookup microseconds. Bounded by entries
+ * and by characters held; the oldest use goes first.
+ */
+export class TokenCountCache {
+  private readonly counts = new Map<string, number>();
+  private characters = 0;
+
+  constructor(
+    private readonly count: (text: string) => number,
+    /** Shorter texts are counted each time: cheaper than holding them. */
+    private readonly minLength = 256,
+    private readonly maxEntries = 2048,
+    private readonly maxCharacters = 4_000_000,
+  ) {}
+
+  tokens(text: string): number {
+    if (text.length < this.minLength || text.length > this.maxCharacters) return this.count(text);
+    const known = this.counts.get(text);
+    if (known !== undefined) {
+      // Most recently used last: a Map keeps insertion order.
+      this.counts.delete(text);
+      this.counts.set(text, known);
+      return known;
+    }
+    const counted = this.count(text);
+    this.counts.set(text, counted);
+    this.characters += text.length;
+    for (const [oldest] of this.counts) {
+      if (this.counts.size <= this.maxEntries && this.characters <= this.maxCharacters) break;
+      this.counts.delete(oldest);
+      this.characters -= oldest.length;
+    }
+    return counted;
+  }
+
+  get size(): number {
+    return this.counts.size;
+  }
+}
+
+const tokenCounts = new TokenCountCache(countEncodedTokens);
+const countTokens = (text: string) => tokenCounts.tokens(text);
 
 // Prompt-size estimate with OpenAI's o200k_base encoding. For other providers'
 // models it is an approximation (their tokenizers differ by roughly ±15%);
