@@ -44,6 +44,7 @@ const allScenarios = [
   'router-stream',
   'router-cache-hit',
   'passthrough-stream',
+  'passthrough-stream-js',
   'agent-turn',
 ] as const;
 type ScenarioName = (typeof allScenarios)[number];
@@ -320,6 +321,11 @@ try {
       url: `http://127.0.0.1:${passthroughPort}/v1/chat/completions`,
       headers: { 'content-type': 'application/json' },
     },
+    // The same pass-through, relaying each chunk through JavaScript: the floor of any chunk-reading relay.
+    'passthrough-js': {
+      url: `http://127.0.0.1:${passthroughPort}/relay/v1/chat/completions`,
+      headers: { 'content-type': 'application/json' },
+    },
     router: { url: routerUrl, headers: routerHeaders },
     exact: { url: `http://127.0.0.1:${exactPort}/functions/v1/llm-router/v1/chat/completions`, headers: routerHeaders },
     'agent-passthrough': {
@@ -361,7 +367,7 @@ try {
       ? exactProcess?.pid
       : isRouter
       ? routerProcess.pid
-      : scenario === 'passthrough'
+      : scenario === 'passthrough' || scenario === 'passthrough-js'
       ? passthroughProcess.pid
       : scenario === 'agent-passthrough'
       ? agentPassthroughProcess?.pid
@@ -408,6 +414,9 @@ try {
   }
   if (selected.has('passthrough-stream')) {
     results.push(await run('passthrough', connections, duration, streamBody, 'passthrough-stream'));
+  }
+  if (selected.has('passthrough-stream-js')) {
+    results.push(await run('passthrough-js', connections, duration, streamBody, 'passthrough-stream-js'));
   }
   if (selected.has('agent-turn')) {
     results.push(await run('agent-passthrough', connections, duration, agentBody, 'passthrough-agent-turn'));
@@ -476,6 +485,9 @@ try {
   const ratioPairs: [string, string, number][] = [
     ['router', 'passthrough', connections],
     ['router-stream', 'passthrough-stream', connections],
+    // What relaying each chunk in JavaScript costs at all, and what the router adds over that floor.
+    ['passthrough-stream-js', 'passthrough-stream', connections],
+    ['router-stream', 'passthrough-stream-js', connections],
     ['router-agent-turn', 'passthrough-agent-turn', connections],
     ['router', 'passthrough', 1],
   ];
