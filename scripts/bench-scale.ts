@@ -85,8 +85,10 @@ const syntheticTenant = (t: number) => `00000000-0000-4000-8000-${t.toString(16)
 
 interface PhaseResult {
   usage_records: number;
-  flush_ms: { p50: number; p95: number };
+  flush_ms: { p50: number; p95: number; database_cpu_ms: number | null };
   router: LoadResult;
+  /** CPU per successful request: the router isolate and the database backends of its pool. */
+  router_cpu_ms_per_request: { isolate: number | null; database: number | null };
   ops_usage_ms: { p50: number; p95: number };
   rollup: { ms: number; days: number };
   retention: { ms: number; rows: Record<string, number>; partitions_dropped: Record<string, string[]> };
@@ -114,6 +116,8 @@ interface LimitCheck {
 }
 
 const processes = new ProcessGroup();
+// The machine may be shared: its load average at the start says how much the wall-clock figures can be trusted.
+const loadAtStart = os.loadavg().map((value) => round(value, 1));
 const tempDir = await mkdtemp(path.join(os.tmpdir(), 'switchyard-bench-scale-'));
 let stopDatabase: (() => Promise<void>) | undefined;
 try {
@@ -194,6 +198,9 @@ try {
   /** Reserve then settle batches of 32 fresh requests through flush_ledger, as the router's ledger does. */
   const flushSample = async (phase: string, batches = 40, size = 32) => {
     const times: number[] = [];
+    // The bench's one connection is one backend: its CPU is what the flushes cost the database.
+    const [{ pid }] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const cpuBefore = processCpuMs(pid);
     for (let b = 0; b < batches; b++) {
       const ids = Array.from({ length: size }, (_, i) => `flush-${phase}-${b}-${i}`);
       const reservations = ids.map((request_id) => ({
@@ -217,7 +224,12 @@ try {
       await sql`select public.flush_ledger('[]'::jsonb, ${sql.json(settlements)}, '[]'::jsonb)`;
       times.push(performance.now() - started);
     }
-    return { p50: round(percentile(times, 0.5)), p95: round(percentile(times, 0.95)) };
+    const cpuAfter = processCpuMs(pid);
+    return {
+      p50: round(percentile(times, 0.5)),
+      p95: round(percentile(times, 0.95)),
+      database_cpu_ms: cpuBefore === null || cpuAfter === null ? null : round((cpuAfter - cpuBefore) / batches),
+    };
   };
 
   /** GET /ops/usage for one tenant over the last 30 days (rolled days and raw records), sequentially. */
@@ -242,13 +254,25 @@ try {
   const recordCount = async () =>
     (await sql<{ count: number }[]>`select count(*)::float8 as count from public.usage_records`)[0].count;
 
-  const measurePhase = async (phase: string, routerUrl: string, opsTenant: string): Promise<PhaseResult> => {
+  const measurePhase = async (
+    phase: string,
+    routerUrl: string,
+    routerPid: number | undefined,
+    opsTenant: string,
+  ): Promise<PhaseResult> => {
     const records = await recordCount();
     log(`${phase}: ${records} usage records`);
     const flush = await flushSample(phase);
     log(`${phase}: flush reserve+settle of 32, p50 ${flush.p50} ms, p95 ${flush.p95} ms`);
     await load(`${phase}-warmup`, routerUrl, headersFor(hot.apiKey), body, connections, 2);
+    const before = await backendCpu();
+    const routerCpuBefore = processCpuMs(routerPid);
     const router = await load(`router-${phase}`, routerUrl, headersFor(hot.apiKey), body, connections, duration);
+    const routerCpu = cpuPerRequest(before, await backendCpu(), router.ok);
+    const routerCpuAfter = processCpuMs(routerPid);
+    const isolateCpu = routerCpuBefore === null || routerCpuAfter === null || router.ok === 0
+      ? null
+      : round((routerCpuAfter - routerCpuBefore) / router.ok, 3);
     log(`${phase}: router ${router.requests_per_second} req/s, p99 ${router.latency_ms.p99} ms`);
     const opsUsage = await opsUsageSample(opsTenant);
     log(`${phase}: GET /ops/usage p50 ${opsUsage.p50} ms, p95 ${opsUsage.p95} ms`);
@@ -265,6 +289,7 @@ try {
       usage_records: records,
       flush_ms: flush,
       router,
+      router_cpu_ms_per_request: { isolate: isolateCpu, database: routerCpu },
       ops_usage_ms: opsUsage,
       rollup: { ms: rollupMs, days },
       retention: {
@@ -300,6 +325,16 @@ try {
     const rows = await sql<{ pid: number }[]>`
       select pid from pg_stat_activity where datname = current_database() and application_name = 'switchyard-functions'`;
     return new Map(rows.map((row) => [row.pid, processCpuMs(row.pid)]));
+  };
+
+  /** Database CPU per request between two backendCpu() snapshots; null without /proc. */
+  const cpuPerRequest = (before: Map<number, number | null>, after: Map<number, number | null>, ok: number) => {
+    let total: number | null = 0;
+    for (const [pid, cpu] of after) {
+      if (cpu === null || total === null) total = null;
+      else total += cpu - (before.get(pid) ?? 0);
+    }
+    return total !== null && ok > 0 ? round(total / ok, 3) : null;
   };
 
   /** Lock waits sampled every 200 ms on a connection of their own while `work` runs. */
@@ -341,12 +376,7 @@ try {
     const [result, lockWaits] = await sampleLocks(() =>
       loadAcross(routers, apiKeys, isolateDuration, `${variant}-${routers.length}`)
     );
-    const after = await backendCpu();
-    let databaseMs: number | null = 0;
-    for (const [pid, cpu] of after) {
-      if (cpu === null || databaseMs === null) databaseMs = null;
-      else databaseMs += cpu - (before.get(pid) ?? 0);
-    }
+    const databaseCpu = cpuPerRequest(before, await backendCpu(), result.ok);
     await awaitNoOpenReservations(sql);
     const [state] = await sql<{ open: number; overspend: number }[]>`
       select (select count(*) from public.budget_reservations where status = 'reserved')::int as open,
@@ -358,7 +388,7 @@ try {
       requests_per_second: result.requests_per_second,
       p99_ms: result.p99_ms,
       errors: result.errors,
-      database_cpu_ms_per_request: databaseMs !== null && result.ok > 0 ? round(databaseMs / result.ok, 3) : null,
+      database_cpu_ms_per_request: databaseCpu,
       lock_waits: lockWaits,
       overspend: state.overspend,
       lost_usage_records: await lostUsageRecords(sql),
@@ -407,7 +437,7 @@ try {
 
   // 1. The empty database (one tenant, no history).
   const mainRouter = await startRouter();
-  const empty = await measurePhase('empty', mainRouter.url, hot.id);
+  const empty = await measurePhase('empty', mainRouter.url, mainRouter.child.pid, hot.id);
 
   // 2. A year of traffic.
   const synthesis = await synthesise(sql);
@@ -415,7 +445,7 @@ try {
   // 3. Full size: sizes first, then the same measurements (the rollup and retention last: retention drops months).
   const sizes = await usageSizes(sql);
   log(`full: usage_records ${sizes.table_mb} MB heap + ${sizes.index_mb} MB indexes = ${sizes.mb_per_million_records} MB per million records`);
-  const full = await measurePhase('full', mainRouter.url, syntheticTenant(1));
+  const full = await measurePhase('full', mainRouter.url, mainRouter.child.pid, syntheticTenant(1));
   const [fullViolations] = await sql<{ count: number }[]>`
     select count(*)::int as count from public.usage_invariant_violations()`;
   await processes.stop(mainRouter.child);
@@ -447,6 +477,7 @@ try {
       memory_gib: Math.round(os.totalmem() / 2 ** 30),
       postgres: version.server_version,
       node: process.version,
+      load_average: { start: loadAtStart, end: os.loadavg().map((value) => round(value, 1)) },
     },
     settings: {
       tenants,
@@ -460,6 +491,16 @@ try {
     },
     router_rps_full_over_empty: ratio(full.router.requests_per_second, empty.router.requests_per_second),
     flush_ms_full_over_empty: ratio(full.flush_ms.p50, empty.flush_ms.p50),
+    // CPU per unit of work: what a loaded machine disturbs least (wall-clock rates share the cores).
+    flush_database_cpu_full_over_empty: ratio(full.flush_ms.database_cpu_ms ?? 0, empty.flush_ms.database_cpu_ms ?? 0),
+    router_database_cpu_full_over_empty: ratio(
+      full.router_cpu_ms_per_request.database ?? 0,
+      empty.router_cpu_ms_per_request.database ?? 0,
+    ),
+    router_isolate_cpu_full_over_empty: ratio(
+      full.router_cpu_ms_per_request.isolate ?? 0,
+      empty.router_cpu_ms_per_request.isolate ?? 0,
+    ),
     ops_usage_p95_ms: full.ops_usage_ms.p95,
     synthesis,
     usage_size: sizes,
@@ -478,7 +519,9 @@ try {
   const markdown = [
     `# Switchyard scale benchmark, ${report.date}`,
     '',
-    `${report.machine.cores} cores (${report.machine.cpu}), PostgreSQL ${report.machine.postgres}, ${report.settings.database}.`,
+    `${report.machine.cores} cores (${report.machine.cpu}), PostgreSQL ${report.machine.postgres}, ${report.settings.database}; load average ${
+      report.machine.load_average.start.join(' ')
+    } at the start, ${report.machine.load_average.end.join(' ')} at the end.`,
     `Synthetic year: ${tenants} tenants, ${keys} keys, ${usageRecords} usage records, ${jobs} jobs (${synthesis.job_events} events); written in ${synthesis.seconds} s.`,
     '',
     '| measure | empty | full | full / empty |',
@@ -487,7 +530,10 @@ try {
     `| ledger flush, reserve + settle of 32, p50 ms | ${empty.flush_ms.p50} | ${full.flush_ms.p50} | ${report.flush_ms_full_over_empty} |`,
     `| ledger flush p95 ms | ${empty.flush_ms.p95} | ${full.flush_ms.p95} | ${ratio(full.flush_ms.p95, empty.flush_ms.p95)} |`,
     `| router req/s (${connections} connections, ${duration} s) | ${empty.router.requests_per_second} | ${full.router.requests_per_second} | ${report.router_rps_full_over_empty} |`,
+    `| ledger flush database CPU ms per batch | ${empty.flush_ms.database_cpu_ms} | ${full.flush_ms.database_cpu_ms} | ${report.flush_database_cpu_full_over_empty} |`,
     `| router p99 ms | ${empty.router.latency_ms.p99} | ${full.router.latency_ms.p99} | |`,
+    `| router database CPU ms/req | ${empty.router_cpu_ms_per_request.database} | ${full.router_cpu_ms_per_request.database} | ${report.router_database_cpu_full_over_empty} |`,
+    `| router isolate CPU ms/req | ${empty.router_cpu_ms_per_request.isolate} | ${full.router_cpu_ms_per_request.isolate} | ${report.router_isolate_cpu_full_over_empty} |`,
     `| GET /ops/usage, one tenant, 30 days, p50 ms | ${empty.ops_usage_ms.p50} | ${full.ops_usage_ms.p50} | |`,
     `| GET /ops/usage p95 ms | ${empty.ops_usage_ms.p95} | ${full.ops_usage_ms.p95} | |`,
     `| daily rollup ms (days rolled) | ${empty.rollup.ms} (${empty.rollup.days}) | ${full.rollup.ms} (${full.rollup.days}) | |`,
