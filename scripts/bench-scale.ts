@@ -158,7 +158,9 @@ try {
     const [tenant] = await sql<{ id: string }[]>`
       insert into public.tenants (name, slug) values (${slug}, ${slug}) returning id`;
     await sql`insert into public.tenant_api_keys (tenant_id, name, key_hash, prefix)
-              values (${tenant.id}, ${slug}, ${createHash('sha256').update(apiKey).digest('hex')}, ${apiKey.slice(0, 11)})`;
+              values (${tenant.id}, ${slug}, ${createHash('sha256').update(apiKey).digest('hex')}, ${
+      apiKey.slice(0, 11)
+    })`;
     await sql`insert into public.budgets (tenant_id, scope, unit, period, limit_amount)
               values (${tenant.id}, 'tenant', 'usd_micros', 'month', ${budget})`;
     await sql`insert into public.rate_limits (tenant_id, requests_per_minute, tokens_per_minute, burst)
@@ -236,9 +238,8 @@ try {
   const opsUsageSample = async (tenantId: string, count = 60) => {
     const to = new Date();
     const from = new Date(to.getTime() - 30 * 86_400_000);
-    const url = `http://127.0.0.1:${opsPort}/functions/v1/ops/usage?tenant_id=${tenantId}&from=${from.toISOString()}&to=${
-      to.toISOString()
-    }&group_by=model`;
+    const url =
+      `http://127.0.0.1:${opsPort}/functions/v1/ops/usage?tenant_id=${tenantId}&from=${from.toISOString()}&to=${to.toISOString()}&group_by=model`;
     const headers = { authorization: `Bearer ${secrets.serviceRoleKey}`, apikey: secrets.serviceRoleKey };
     const times: number[] = [];
     for (let i = 0; i < count; i++) {
@@ -308,9 +309,11 @@ try {
       ...request,
       headers: { ...request.headers, authorization: `Bearer ${apiKeys[next++ % apiKeys.length]}` },
     });
-    const results = await Promise.all(routers.map((router) =>
-      load(label, router.url, headersFor(apiKeys[0]), body, share, seconds, apiKeys.length > 1 ? rotate : undefined)
-    ));
+    const results = await Promise.all(
+      routers.map((router) =>
+        load(label, router.url, headersFor(apiKeys[0]), body, share, seconds, apiKeys.length > 1 ? rotate : undefined)
+      ),
+    );
     const ok = results.reduce((sum, r) => sum + r.ok, 0);
     return {
       requests_per_second: Math.round(ok / seconds),
@@ -395,7 +398,9 @@ try {
       open_reservations: state.open,
       invariant_violations: -1,
     };
-    log(`${variant} x${routers.length}: ${row.requests_per_second} req/s, p99 ${row.p99_ms} ms, db CPU ${row.database_cpu_ms_per_request} ms/req, lock waits max ${lockWaits.max_waiting}, lost ${row.lost_usage_records}`);
+    log(
+      `${variant} x${routers.length}: ${row.requests_per_second} req/s, p99 ${row.p99_ms} ms, db CPU ${row.database_cpu_ms_per_request} ms/req, lock waits max ${lockWaits.max_waiting}, lost ${row.lost_usage_records}`,
+    );
     return row;
   };
 
@@ -444,7 +449,9 @@ try {
 
   // 3. Full size: sizes first, then the same measurements (the rollup and retention last: retention drops months).
   const sizes = await usageSizes(sql);
-  log(`full: usage_records ${sizes.table_mb} MB heap + ${sizes.index_mb} MB indexes = ${sizes.mb_per_million_records} MB per million records`);
+  log(
+    `full: usage_records ${sizes.table_mb} MB heap + ${sizes.index_mb} MB indexes = ${sizes.mb_per_million_records} MB per million records`,
+  );
   const full = await measurePhase('full', mainRouter.url, mainRouter.child.pid, syntheticTenant(1));
   const [fullViolations] = await sql<{ count: number }[]>`
     select count(*)::int as count from public.usage_invariant_violations()`;
@@ -528,7 +535,9 @@ try {
     '| --- | --- | --- | --- |',
     `| usage records | ${empty.usage_records} | ${full.usage_records} | |`,
     `| ledger flush, reserve + settle of 32, p50 ms | ${empty.flush_ms.p50} | ${full.flush_ms.p50} | ${report.flush_ms_full_over_empty} |`,
-    `| ledger flush p95 ms | ${empty.flush_ms.p95} | ${full.flush_ms.p95} | ${ratio(full.flush_ms.p95, empty.flush_ms.p95)} |`,
+    `| ledger flush p95 ms | ${empty.flush_ms.p95} | ${full.flush_ms.p95} | ${
+      ratio(full.flush_ms.p95, empty.flush_ms.p95)
+    } |`,
     `| router req/s (${connections} connections, ${duration} s) | ${empty.router.requests_per_second} | ${full.router.requests_per_second} | ${report.router_rps_full_over_empty} |`,
     `| ledger flush database CPU ms per batch | ${empty.flush_ms.database_cpu_ms} | ${full.flush_ms.database_cpu_ms} | ${report.flush_database_cpu_full_over_empty} |`,
     `| router p99 ms | ${empty.router.latency_ms.p99} | ${full.router.latency_ms.p99} | |`,

@@ -277,7 +277,14 @@ try {
       ? agentPassthroughProcess?.pid
       : undefined;
     const before = await cpuSnapshot(proxyPid, isRouter);
-    const result: ScenarioResult = await load(label, targets[scenario].url, targets[scenario].headers, requestBody, conns, seconds);
+    const result: ScenarioResult = await load(
+      label,
+      targets[scenario].url,
+      targets[scenario].headers,
+      requestBody,
+      conns,
+      seconds,
+    );
     const after = await cpuSnapshot(proxyPid, isRouter);
     if (after.proxy !== null && before.proxy !== null && result.ok > 0) {
       // Backends are only on this machine when the database is: otherwise /proc has none of them.
