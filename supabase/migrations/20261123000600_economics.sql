@@ -123,6 +123,9 @@ comment on column public.usage_records.domain is 'The request''s x-switchyard-do
 create index usage_records_tenant_created_idx on public.usage_records (tenant_id, created_at);
 create index usage_records_api_key_id_idx on public.usage_records (api_key_id);
 create index usage_records_lease_id_idx on public.usage_records (lease_id) where lease_id is not null;
+-- The hourly rollup finds the first day it has not rolled, and sums one day, by time: a block
+-- range index (a few pages a month; rows arrive in time order) keeps both to the days they read.
+create index usage_records_created_at_brin_idx on public.usage_records using brin (created_at);
 
 -- Request ids are used once across every month. The unique key of
 -- usage_records is per month, so each new record's id is also claimed here, by

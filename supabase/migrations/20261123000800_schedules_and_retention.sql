@@ -722,8 +722,7 @@ begin
     end if;
     for v_part in select * from private.month_partitions(v_table.table_name) p where p.month_end <= v_cutoff loop
       v_blocked := case v_table.table_name
-        when 'usage_records' then private.partition_has(v_part.partition_name,
-          'not exists (select 1 from public.usage_rollups r where r.tenant_id = x.tenant_id and r.day = (x.created_at at time zone ''UTC'')::date)')
+        -- usage_records: checked below, in the one pass that counts the month.
         when 'job_events' then private.partition_has(v_part.partition_name,
           'exists (select 1 from public.jobs j where j.id = x.job_id and j.status not in (''succeeded'', ''cancelled'', ''failed_dlq''))')
         when 'scheduled_runs' then private.partition_has(v_part.partition_name, 'x.finished_at is null')
@@ -733,6 +732,8 @@ begin
         continue;
       end if;
       if v_table.table_name = 'usage_records' then
+        -- One pass over the month: its totals per (day, tenant), counted on the rollups only when
+        -- every one of them has a rollup (a record written into a rolled day keeps the month).
         with per_day as (
           select (u.created_at at time zone 'UTC')::date as day, u.tenant_id, count(*) as records,
                  sum(u.cost_usd_micros) as cost, sum(u.prompt_tokens::bigint + u.completion_tokens) as tokens
@@ -740,16 +741,25 @@ begin
           where u.created_at >= v_part.month_start::timestamp at time zone 'UTC' and u.created_at < v_part.month_end
           group by 1, 2
         ),
+        unrolled as (
+          select 1 from per_day p
+          where not exists (select 1 from public.usage_rollups r where r.day = p.day and r.tenant_id = p.tenant_id)
+          limit 1
+        ),
         counted as (
           update public.usage_rollups r
           set purged_records = r.purged_records + p.records,
               purged_cost_usd_micros = r.purged_cost_usd_micros + p.cost,
               purged_tokens = r.purged_tokens + p.tokens
           from per_day p
-          where r.day = p.day and r.tenant_id = p.tenant_id
+          where r.day = p.day and r.tenant_id = p.tenant_id and not exists (select 1 from unrolled)
           returning p.records
         )
-        select coalesce(sum(c.records), 0) into v_rows from counted c;
+        select exists (select 1 from unrolled), coalesce((select sum(c.records) from counted c), 0)
+          into v_blocked, v_rows;
+        if v_blocked then
+          continue;
+        end if;
         execute format('delete from public.request_feedback f using private.%I u where f.request_id = u.request_id',
           v_part.partition_name);
       else
