@@ -741,9 +741,14 @@ begin
           where u.created_at >= v_part.month_start::timestamp at time zone 'UTC' and u.created_at < v_part.month_end
           group by 1, 2
         ),
+        -- The month's rollups only (the rollups key leads with day): not every day ever rolled.
+        month_rollups as (
+          select r.day, r.tenant_id from public.usage_rollups r
+          where r.day >= v_part.month_start and r.day < (v_part.month_start + interval '1 month')::date
+        ),
         unrolled as (
           select 1 from per_day p
-          where not exists (select 1 from public.usage_rollups r where r.day = p.day and r.tenant_id = p.tenant_id)
+          where not exists (select 1 from month_rollups r where r.day = p.day and r.tenant_id = p.tenant_id)
           limit 1
         ),
         counted as (
@@ -753,6 +758,7 @@ begin
               purged_tokens = r.purged_tokens + p.tokens
           from per_day p
           where r.day = p.day and r.tenant_id = p.tenant_id and not exists (select 1 from unrolled)
+            and r.day >= v_part.month_start and r.day < (v_part.month_start + interval '1 month')::date
           returning p.records
         )
         select exists (select 1 from unrolled), coalesce((select sum(c.records) from counted c), 0)
