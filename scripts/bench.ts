@@ -5,13 +5,21 @@
 // llm-router on Deno with API-key auth, rate limit, budget reserve/settle and
 // usage records in PostgreSQL. Reports requests/s and latency per scenario,
 // the router as a ratio of the pass-through, and checks conservation after.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type autocannon from 'autocannon';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
+import {
+  awaitNoOpenReservations,
+  load,
+  type LoadResult,
+  lostUsageRecords,
+  percentile,
+  processCpuMs,
+  ProcessGroup,
+} from './lib/bench-harness.ts';
 import {
   exitOnSetupError,
   freePort,
@@ -68,106 +76,22 @@ const log = (line: string) => {
   if (!asJson) console.error(`[bench] ${line}`);
 };
 
-interface ScenarioResult {
-  scenario: string;
-  connections: number;
-  requests_per_second: number;
-  latency_ms: { p50: number; p95: number; p99: number };
-  ok: number;
-  errors: number;
+const processes = new ProcessGroup();
+const startProcess = processes.start.bind(processes);
+
+interface ScenarioResult extends LoadResult {
   ttfb_ms?: { p50: number; p99: number };
   /** CPU milliseconds per successful request: the proxy under test (one Deno isolate) and its database backends. */
   cpu_ms_per_request?: { proxy: number; database: number | null };
 }
 
-/** CPU time (user + system) of one process so far, in ms; null where /proc is not there (Linux only). */
-function processCpuMs(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime, fields 14 and 15 of proc(5), in clock ticks (100 per second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return null;
-  }
-}
-
-const children: ChildProcess[] = [];
-function startProcess(command: string, commandArgs: string[], env: Record<string, string>): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, commandArgs, {
-      cwd: repoRoot,
-      env: { ...process.env, DENO_NO_UPDATE_CHECK: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (/"listening"|"url"/.test(output)) resolve(child);
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on(
-      'exit',
-      (code) =>
-        reject(new Error(`${path.basename(commandArgs.at(-1) ?? command)} exited (${code}): ${output.slice(-500)}`)),
-    );
-    setTimeout(() => reject(new Error(`${commandArgs.at(-1)} did not start: ${output.slice(-500)}`)), 30_000);
-  });
-}
-
-function percentile(values: number[], fraction: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? 0;
-}
-
+// NEW_TURN in a body becomes a number of its own per request (the agent turn's newest message).
 const newTurnMarker = 'NEW_TURN';
 let turns = 0;
-
-async function load(
-  scenario: string,
-  url: string,
-  headers: Record<string, string>,
-  body: string,
-  conns: number,
-  seconds: number,
-): Promise<ScenarioResult> {
-  const result = await autocannon({
-    url,
-    method: 'POST',
-    headers,
-    body,
-    connections: conns,
-    duration: seconds,
-    timeout: 10,
-    // NEW_TURN in a body becomes a number of its own per request (the agent turn's newest message).
-    ...(body.includes(newTurnMarker)
-      ? {
-        requests: [{
-          setupRequest: (request: autocannon.Request) => ({
-            ...request,
-            body: body.replace(newTurnMarker, String(++turns)),
-          }),
-        }],
-      }
-      : {}),
-  });
-  const ok = result['2xx'];
-  return {
-    scenario,
-    connections: conns,
-    requests_per_second: Math.round(ok / seconds),
-    latency_ms: {
-      p50: result.latency.p50,
-      p95: result.latency.p97_5 <= result.latency.p99 ? result.latency.p97_5 : result.latency.p99,
-      p99: result.latency.p99,
-    },
-    ok,
-    errors: result.non2xx + result.errors + result.timeouts,
-  };
-}
+const newTurnEachRequest = (body: string) =>
+  body.includes(newTurnMarker)
+    ? (request: autocannon.Request) => ({ ...request, body: body.replace(newTurnMarker, String(++turns)) })
+    : undefined;
 
 /** Time to first byte and total, over a sequential sample of streamed requests. */
 async function streamSample(url: string, headers: Record<string, string>, body: string, count: number) {
@@ -360,7 +284,16 @@ try {
     label: string = scenario,
   ) => {
     const isRouter = scenario === 'router' || scenario === 'cached' || scenario === 'exact';
-    const warm = await load(`${label}-warmup`, targets[scenario].url, targets[scenario].headers, requestBody, conns, 2);
+    const eachRequest = newTurnEachRequest(requestBody);
+    const warm = await load(
+      `${label}-warmup`,
+      targets[scenario].url,
+      targets[scenario].headers,
+      requestBody,
+      conns,
+      2,
+      eachRequest,
+    );
     if (isRouter) routerSuccesses += warm.ok;
     if (isRouter && scenario !== 'exact') profiledRequests += warm.ok;
     const proxyPid = scenario === 'exact'
@@ -373,7 +306,15 @@ try {
       ? agentPassthroughProcess?.pid
       : undefined;
     const before = await cpuSnapshot(proxyPid, isRouter);
-    const result = await load(label, targets[scenario].url, targets[scenario].headers, requestBody, conns, seconds);
+    const result: ScenarioResult = await load(
+      label,
+      targets[scenario].url,
+      targets[scenario].headers,
+      requestBody,
+      conns,
+      seconds,
+      eachRequest,
+    );
     const after = await cpuSnapshot(proxyPid, isRouter);
     if (after.proxy !== null && before.proxy !== null && result.ok > 0) {
       // Backends are only on this machine when the database is: otherwise /proc has none of them.
@@ -437,29 +378,12 @@ try {
 
   // Conservation after the run, in the same database. The router closes its budget leases once
   // they sit idle (BUDGET_LEASE_IDLE_MS): wait for that, bounded, before counting what is open.
-  for (let waited = 0; waited < 15_000; waited += 100) {
-    const [pending] = await sql<{ count: number }[]>`
-      select count(*)::int as count from public.budget_reservations where status = 'reserved'`;
-    if (pending.count === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await awaitNoOpenReservations(sql);
   const [violations] = await sql<
     { count: number }[]
   >`select count(*)::int as count from public.usage_invariant_violations()`;
   const [records] = await sql<{ count: number }[]>`select count(*)::int as count from public.usage_records`;
-  // Every answered request was settled; a settled reservation without its usage record is a lost record,
-  // and so is a lease whose charges (usd items: charged + overflow) are not the sum of its usage records' cost.
-  const [lost] = await sql<{ count: number }[]>`
-    select (select count(*) from public.budget_reservations r
-            where r.status = 'settled' and not exists (select 1 from public.budget_leases l where l.reservation_id = r.request_id)
-              and not exists (select 1 from public.usage_records u where u.request_id = r.request_id))::int
-         + (select count(*) from public.budget_leases l
-            join public.budget_reservations r on r.request_id = l.reservation_id
-            cross join lateral pg_catalog.jsonb_array_elements(r.items) i
-            where i.value ->> 'unit' = 'usd_micros'
-              and (i.value ->> 'charged')::bigint + (i.value ->> 'overflow')::bigint <>
-                  (select coalesce(sum(u.cost_usd_micros), 0) from public.usage_records u where u.lease_id = l.reservation_id))::int
-           as count`;
+  const lost = { count: await lostUsageRecords(sql) };
   const [open] = await sql<
     { count: number }[]
   >`select count(*)::int as count from public.budget_reservations where status = 'reserved'`;
@@ -478,7 +402,7 @@ try {
     ? profiled.reduce((sum, result) => sum + result.cpu_ms_per_request!.proxy * result.ok, 0) / profiledOk
     : undefined;
   const stageCpu = cpuProfileDir
-    ? await profiledStages(routerProcess, cpuProfileDir, profiledRequests, measuredCpu)
+    ? await processes.stop(routerProcess).then(() => profiledStages(cpuProfileDir, profiledRequests, measuredCpu))
     : null;
 
   const passthrough = results.find((result) => result.scenario === 'passthrough')!;
@@ -627,35 +551,13 @@ try {
   if (!report.conservation.holds) process.exitCode = 1;
 } finally {
   // Wait (bounded) for each child to exit: the router writes its CPU profile on the way out.
-  await Promise.all(children.map((child) =>
-    child.exitCode !== null ? undefined : new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve();
-      }, 5_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    })
-  ));
+  await processes.stopAll();
   await stopDatabase?.();
   await rm(tempDir, { recursive: true, force: true });
 }
 
-/** Stops the router so it writes its CPU profile, then reads the newest profile in `dir` as a stage table. */
-async function profiledStages(
-  router: ChildProcess,
-  dir: string,
-  requests: number,
-  measuredCpuMsPerRequest: number | undefined,
-): Promise<StageTable | null> {
-  if (router.exitCode === null) {
-    const exited = new Promise<void>((resolve) => router.once('exit', () => resolve()));
-    router.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-  }
+/** The newest CPU profile in `dir` (the router writes it when it exits) as a stage table. */
+function profiledStages(dir: string, requests: number, measuredCpuMsPerRequest: number | undefined): StageTable | null {
   const profiles = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))
     .map((name) => ({ file: path.join(dir, name), at: statSync(path.join(dir, name)).mtimeMs }))
     .sort((a, b) => b.at - a.at);

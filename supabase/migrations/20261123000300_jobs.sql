@@ -62,8 +62,12 @@ create unique index jobs_idempotency_idx
   on public.jobs ((coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)), idempotency_key)
   where idempotency_key is not null;
 
+-- job_events grows with every transition, so it is range-partitioned by month
+-- (at), like usage_records: retention drops a month whose jobs are all
+-- finished. Partitions live in schema private (public.create_partitions_ahead
+-- in schedules_and_retention); a default partition takes rows outside them.
 create table public.job_events (
-  id bigint generated always as identity primary key,
+  id bigint generated always as identity,
   job_id uuid not null references public.jobs (id),
   -- Copied from the job, so the read policy needs no join.
   tenant_id uuid,
@@ -75,8 +79,9 @@ create table public.job_events (
   attempt integer not null,
   worker text,
   details jsonb not null default '{}'::jsonb,
-  at timestamptz not null default now()
-);
+  at timestamptz not null default now(),
+  primary key (id, at)
+) partition by range (at);
 comment on table public.job_events is 'Append-only log of every job status transition, one row per transition, written by a trigger in the same transaction; UPDATE and DELETE are refused to every role.';
 create index job_events_job_id_idx on public.job_events (job_id, id);
 

@@ -48,8 +48,10 @@ create unique index secure_keys_identity_version
 -- The grace-expiry sweep.
 create index secure_keys_grace_until_idx on public.secure_keys (grace_until) where status = 'grace';
 
+-- Range-partitioned by month (at), like usage_records: retention drops whole
+-- months past the longest retention (schedules_and_retention).
 create table public.secure_keys_audit (
-  id bigint generated always as identity primary key,
+  id bigint generated always as identity,
   key_id uuid not null,
   tenant_id uuid references public.tenants (id) on delete cascade,
   provider text not null,
@@ -61,8 +63,9 @@ create table public.secure_keys_audit (
   request_id text check (length(request_id) <= 128),
   -- Statuses, key-encryption key ids, reasons: never the secret or key material.
   details jsonb not null default '{}'::jsonb,
-  at timestamptz not null default now()
-);
+  at timestamptz not null default now(),
+  primary key (id, at)
+) partition by range (at);
 comment on table public.secure_keys_audit is
   'Who created, rotated, disabled, decrypted or re-wrapped which key version, and when; append-only, never the secret.';
 create index secure_keys_audit_key_id_at_idx on public.secure_keys_audit (key_id, at);

@@ -86,8 +86,17 @@ create index budget_reservations_tenant_id_idx on public.budget_reservations (te
 create index budget_reservations_api_key_id_idx on public.budget_reservations (api_key_id);
 create index budget_reservations_open_idx on public.budget_reservations (expires_at) where status = 'reserved';
 
+-- usage_records grows by one row per request, so it is range-partitioned by
+-- month (created_at): retention drops a whole month once its days are rolled
+-- up (public.run_retention), instead of deleting rows. The partitions live in
+-- schema private, created ahead by public.create_partitions_ahead() (the
+-- partition_maintenance schedule, and at migration time); a default partition
+-- catches a row outside every month (a backdated row, or the schedule stopped),
+-- so a usage record is never refused. A partitioned table's unique key must
+-- hold the partition column, so the key is (request_id, created_at), and
+-- public.usage_request_ids (below) keeps request ids unique across months.
 create table public.usage_records (
-  request_id text primary key check (length(request_id) between 1 and 128),
+  request_id text not null check (length(request_id) between 1 and 128),
   tenant_id uuid not null references public.tenants (id) on delete cascade,
   api_key_id uuid references public.tenant_api_keys (id) on delete set null,
   user_id uuid,
@@ -105,14 +114,65 @@ create table public.usage_records (
   -- A request admitted under a lease has no reservation of its own: its usage
   -- record names the lease and carries the routing tag feedback needs.
   lease_id text,
-  domain text
-);
+  domain text,
+  primary key (request_id, created_at)
+) partition by range (created_at);
 comment on table public.usage_records is 'One row per finished LLM request: tokens, cost, provider, model, cache hit and latency.';
 comment on column public.usage_records.lease_id is 'The budget lease this request was charged to; null when it had its own reservation.';
 comment on column public.usage_records.domain is 'The request''s x-switchyard-domain tag when it ran under a lease (else on its reservation).';
 create index usage_records_tenant_created_idx on public.usage_records (tenant_id, created_at);
 create index usage_records_api_key_id_idx on public.usage_records (api_key_id);
 create index usage_records_lease_id_idx on public.usage_records (lease_id) where lease_id is not null;
+-- The hourly rollup finds the first day it has not rolled, and sums one day, by time: a block
+-- range index (a few pages a month; rows arrive in time order) keeps both to the days they read.
+create index usage_records_created_at_brin_idx on public.usage_records using brin (created_at);
+
+-- Request ids are used once across every month. The unique key of
+-- usage_records is per month, so each new record's id is also claimed here, by
+-- the trigger below, in the record's transaction: a concurrent second record
+-- with the same id waits for the first to commit and then finds the id taken,
+-- exactly as with a primary key. The ids are kept for two days (longer than
+-- any reservation or lease lives: ttl <= 86400 s), then trimmed by retention;
+-- past that window reserve_budgets, record_cache_hit and settle_leased_usage
+-- look the id up in usage_records itself (the first column of every
+-- partition's key), so a used id stays refused for as long as its record is kept.
+create table public.usage_request_ids (
+  request_id text primary key,
+  created_at timestamptz not null default now()
+);
+comment on table public.usage_request_ids is 'Request ids of recent usage records (two days): keeps request ids unique across the monthly partitions of usage_records.';
+create index usage_request_ids_created_at_idx on public.usage_request_ids (created_at);
+alter table public.usage_request_ids enable row level security;
+revoke all on table public.usage_request_ids from public, anon, authenticated, service_role;
+
+-- Claims a new usage record's request id. A taken id skips the row, as the
+-- settle and cache-hit inserts' `on conflict do nothing` did with the old
+-- primary key; a leased request's record (lease_id set) raises
+-- unique_violation, as its plain insert did.
+create function private.claim_usage_request_id()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into public.usage_request_ids (request_id, created_at) values (new.request_id, new.created_at)
+  on conflict (request_id) do nothing;
+  if found then
+    return new;
+  end if;
+  if new.lease_id is not null then
+    raise exception 'duplicate key value violates unique constraint "usage_request_ids_pkey"'
+      using errcode = 'unique_violation', detail = format('Key (request_id)=(%s) already exists.', new.request_id);
+  end if;
+  return null;
+end
+$$;
+comment on function private.claim_usage_request_id() is 'Trigger: claims a usage record''s request id in usage_request_ids; a taken id skips the row (raises for a leased record).';
+revoke execute on function private.claim_usage_request_id() from public, anon, authenticated, service_role;
+create trigger usage_records_claim_request_id
+  before insert on public.usage_records
+  for each row execute function private.claim_usage_request_id();
 
 create table public.rate_limits (
   id uuid primary key default gen_random_uuid(),
@@ -926,8 +986,8 @@ begin
     join per_request p on p.request_id = g.request_id
     -- Reserve refuses an id that has a usage record, so this cannot meet one; should it, the
     -- reservation is still charged and settled, and usage_invariant_violations() reports the
-    -- settled reservation without its record, instead of one batch failing every request in it.
-    on conflict (request_id) do nothing
+    -- settled reservation without its record, instead of one batch failing every request in it
+    -- (private.claim_usage_request_id skips the row).
     returning 1
   ),
   finished as (
@@ -1073,7 +1133,7 @@ as $$
          p_prompt_tokens, p_completion_tokens, 0, true, 'succeeded', p_latency_ms
   -- A request id is used once: not by a reservation, not by another usage record (no row: the caller refuses).
   where not exists (select 1 from public.budget_reservations r where r.request_id = p_request_id)
-  on conflict (request_id) do nothing
+    and not exists (select 1 from public.usage_records u where u.request_id = p_request_id)
   returning pg_catalog.jsonb_build_object('status', 'recorded')
 $$;
 revoke execute on function public.record_cache_hit(text, uuid, uuid, uuid, text, integer, integer, integer) from public, anon, authenticated;

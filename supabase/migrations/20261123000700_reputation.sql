@@ -10,7 +10,9 @@
 create table public.request_feedback (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null references public.tenants (id) on delete cascade,
-  request_id text not null references public.usage_records (request_id) on delete cascade,
+  -- No foreign key: usage_records is partitioned by month (its key holds created_at). record_feedback
+  -- finds the usage record first, and retention deletes a month's feedback with the month's records.
+  request_id text not null,
   -- 'api_key:<uuid>' or 'user:<uuid>': who rated; the idempotency key with request_id.
   source text not null check (source ~ '^(api_key|user):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'),
   api_key_id uuid references public.tenant_api_keys (id) on delete set null,

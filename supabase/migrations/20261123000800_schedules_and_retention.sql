@@ -26,8 +26,10 @@ create table public.schedules (
 );
 comment on table public.schedules is 'Every scheduled maintenance task and its interval: the one source pg_cron, `npm run worker` and readiness read.';
 
+-- Range-partitioned by month (started_at), like usage_records: retention drops
+-- whole months of finished runs (below).
 create table public.scheduled_runs (
-  id bigint generated always as identity primary key,
+  id bigint generated always as identity,
   name text not null references public.schedules (name),
   -- Who ran it: 'pg_cron', 'worker', 'http', 'test', ...
   runner text not null check (length(runner) between 1 and 64),
@@ -40,8 +42,9 @@ create table public.scheduled_runs (
   -- What the task reported (row counts and the like).
   result jsonb,
   constraint scheduled_runs_finished check ((finished_at is null) = (outcome is null)),
-  constraint scheduled_runs_error_iff_failed check ((outcome = 'failed') = (error is not null))
-);
+  constraint scheduled_runs_error_iff_failed check ((outcome = 'failed') = (error is not null)),
+  primary key (id, started_at)
+) partition by range (started_at);
 comment on table public.scheduled_runs is 'One row per run of a scheduled task: name, runner, started, finished, outcome (ok or failed with a short error), duration and result.';
 -- The foreign key, and "the latest runs of a schedule".
 create index scheduled_runs_name_started_idx on public.scheduled_runs (name, started_at desc);
@@ -58,9 +61,11 @@ insert into public.schedules (name, interval_seconds, kind, sql_call, http_path,
   ('usage_rollup', 3600, 'sql', 'public.rollup_usage()', null,
    'Sums whole days of usage_records into usage_daily (exact totals) before retention may delete them.'),
   ('retention_purge', 3600, 'sql', 'public.run_retention()', null,
-   'Deletes job events, rolled-up usage records, requeued dead letters, key audit and run log past their retention.'),
+   'Drops whole months, then deletes job events, rolled-up usage records, requeued dead letters, key audit and run log past their retention.'),
   ('refresh_model_reputation', 60, 'sql', 'public.refresh_model_reputation(1000)', null,
-   'Folds pending feedback and quality signals into model_reputation, 1000 rows per run.');
+   'Folds pending feedback and quality signals into model_reputation, 1000 rows per run.'),
+  ('partition_maintenance', 3600, 'sql', 'public.create_partitions_ahead()', null,
+   'Makes the monthly partitions of usage records, job events, scheduled runs and key audit ahead (this month and the next two).');
 
 alter table public.schedules enable row level security;
 alter table public.scheduled_runs enable row level security;
@@ -419,7 +424,7 @@ begin
   end if;
   -- Only days already rolled up; the purged amounts are counted on their rollup in the same statement.
   with doomed as (
-    select u.request_id from public.usage_records u
+    select u.request_id, u.created_at from public.usage_records u
     where u.created_at < least(v_cutoff, ((v_rolled_through + 1)::timestamp at time zone 'UTC'))
       and exists (select 1 from public.usage_rollups r
                   where r.tenant_id = u.tenant_id and r.day = (u.created_at at time zone 'UTC')::date)
@@ -427,9 +432,14 @@ begin
     for update skip locked
   ),
   deleted as (
-    delete from public.usage_records u using doomed d where u.request_id = d.request_id
-    returning u.tenant_id, (u.created_at at time zone 'UTC')::date as day, u.cost_usd_micros,
+    delete from public.usage_records u using doomed d where u.request_id = d.request_id and u.created_at = d.created_at
+    returning u.request_id, u.tenant_id, (u.created_at at time zone 'UTC')::date as day, u.cost_usd_micros,
               u.prompt_tokens + u.completion_tokens as tokens
+  ),
+  -- Feedback goes with its request (request_feedback has no foreign key to the partitioned table).
+  feedback as (
+    delete from public.request_feedback f using deleted d where f.request_id = d.request_id
+    returning 1
   ),
   per_day as (
     select d.day, d.tenant_id, count(*) as records, sum(d.cost_usd_micros) as cost, sum(d.tokens) as tokens
@@ -526,9 +536,291 @@ end
 $$;
 comment on function public.purge_scheduled_runs(integer) is 'Deletes up to batch finished scheduled runs older than the retention.';
 
--- The retention_purge schedule: each purge in batches until a batch comes
--- back short or max_batches ran (the next run carries on). Returns the rows
--- deleted per kind.
+-- Monthly partitions. usage_records, job_events, scheduled_runs and
+-- secure_keys_audit grow with every request, transition, run or key use, so
+-- each is range-partitioned by month on its time column. A month's partition
+-- is private.<table>_pYYYYMM (UTC months), made ahead by
+-- public.create_partitions_ahead (the partition_maintenance schedule, and this
+-- migration); private.<table>_default takes a row outside every month, so no
+-- write is ever refused for want of a partition, and when a month is made
+-- later its rows move out of the default. Partitions are reachable only
+-- through their parent: the parent's grants and RLS policies decide, and every
+-- partition has RLS on, no policy and no grant (an API role naming one
+-- directly is refused).
+create function private.monthly_partitioned_tables()
+returns table (table_name text, column_name text)
+language sql
+immutable
+set search_path = ''
+as $$
+  values ('usage_records', 'created_at'), ('job_events', 'at'), ('scheduled_runs', 'started_at'),
+         ('secure_keys_audit', 'at')
+$$;
+comment on function private.monthly_partitioned_tables() is 'The tables range-partitioned by month, with their partition column.';
+revoke execute on function private.monthly_partitioned_tables() from public, anon, authenticated, service_role;
+
+-- A partition is reached through its parent only.
+create function private.seal_partition(partition_name text, parent_name text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  execute format('alter table private.%I enable row level security', partition_name);
+  execute format('revoke all on table private.%I from public, anon, authenticated, service_role', partition_name);
+  execute format('comment on table private.%I is %L', partition_name,
+    'A partition of public.' || parent_name || '; read and written through the parent only.');
+end
+$$;
+revoke execute on function private.seal_partition(text, text) from public, anon, authenticated, service_role;
+
+-- Makes the month [month_start, +1 month) of a partitioned table; rows of that
+-- month already in the default partition move into it. Returns false when it exists.
+create function private.create_month_partition(table_name text, column_name text, month_start date)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_name text := table_name || '_p' || pg_catalog.to_char(month_start, 'YYYYMM');
+  v_default text := table_name || '_default';
+  v_from timestamptz := month_start::timestamp at time zone 'UTC';
+  v_to timestamptz := (month_start + interval '1 month')::timestamp at time zone 'UTC';
+  v_stray boolean;
+begin
+  if pg_catalog.to_regclass('private.' || v_name) is not null then
+    return false;
+  end if;
+  execute format('select exists (select 1 from private.%I where %I >= %L and %I < %L)',
+    v_default, column_name, v_from, column_name, v_to) into v_stray;
+  if not v_stray then
+    execute format('create table private.%I partition of public.%I for values from (%L) to (%L)',
+      v_name, table_name, v_from, v_to);
+  else
+    -- The default holds rows of this month: move them into a new table, then attach it.
+    execute format('create table private.%I (like public.%I including defaults including constraints)',
+      v_name, table_name);
+    execute format('insert into private.%I select * from private.%I where %I >= %L and %I < %L',
+      v_name, v_default, column_name, v_from, column_name, v_to);
+    -- job_events refuses deletes but for retention's marker; moving rows is not a deletion.
+    perform pg_catalog.set_config('switchyard.job_events_purge', 'on', true);
+    execute format('delete from private.%I where %I >= %L and %I < %L',
+      v_default, column_name, v_from, column_name, v_to);
+    perform pg_catalog.set_config('switchyard.job_events_purge', 'off', true);
+    execute format('alter table public.%I attach partition private.%I for values from (%L) to (%L)',
+      table_name, v_name, v_from, v_to);
+  end if;
+  perform private.seal_partition(v_name, table_name);
+  return true;
+end
+$$;
+revoke execute on function private.create_month_partition(text, text, date) from public, anon, authenticated, service_role;
+
+-- The partition_maintenance schedule: the default partition and the current
+-- and next months_ahead months of every partitioned table. Idempotent; returns
+-- how many partitions it made.
+create function public.create_partitions_ahead(months_ahead integer default 2)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_table record;
+  v_month date := pg_catalog.date_trunc('month', pg_catalog.now() at time zone 'UTC')::date;
+  v_made integer := 0;
+begin
+  if months_ahead is null or months_ahead < 0 or months_ahead > 24 then
+    raise exception 'months_ahead must be between 0 and 24' using errcode = 'invalid_parameter_value';
+  end if;
+  -- One maker at a time: two would race to attach the same month.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('switchyard.create_partitions_ahead'));
+  for v_table in select * from private.monthly_partitioned_tables() loop
+    if pg_catalog.to_regclass('private.' || v_table.table_name || '_default') is null then
+      execute format('create table private.%I partition of public.%I default',
+        v_table.table_name || '_default', v_table.table_name);
+      perform private.seal_partition(v_table.table_name || '_default', v_table.table_name);
+      v_made := v_made + 1;
+    end if;
+    for i in 0 .. months_ahead loop
+      if private.create_month_partition(v_table.table_name, v_table.column_name, (v_month + pg_catalog.make_interval(months => i))::date) then
+        v_made := v_made + 1;
+      end if;
+    end loop;
+  end loop;
+  return v_made;
+end
+$$;
+comment on function public.create_partitions_ahead(integer) is 'Makes the default partition and the current and next months_ahead monthly partitions of every partitioned table (idempotent); returns how many it made.';
+
+-- The monthly partitions of a table with their bounds, oldest first.
+create function private.month_partitions(table_name text)
+returns table (partition_name text, month_start date, month_end timestamptz)
+language sql
+stable
+set search_path = ''
+as $$
+  select c.relname::text, pg_catalog.to_date(pg_catalog.right(c.relname, 6), 'YYYYMM'),
+         (pg_catalog.to_date(pg_catalog.right(c.relname, 6), 'YYYYMM') + interval '1 month')::timestamp at time zone 'UTC'
+  from pg_catalog.pg_inherits i
+  join pg_catalog.pg_class c on c.oid = i.inhrelid
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where i.inhparent = ('public.' || month_partitions.table_name)::regclass
+    and n.nspname = 'private' and c.relname ~ '_p[0-9]{6}$'
+  order by 2
+$$;
+revoke execute on function private.month_partitions(text) from public, anon, authenticated, service_role;
+
+-- Whether a partition holds a row (alias x) meeting the condition.
+create function private.partition_has(partition_name text, condition text)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_found boolean;
+begin
+  execute format('select exists (select 1 from private.%I x where %s)', partition_name, condition) into v_found;
+  return v_found;
+end
+$$;
+revoke execute on function private.partition_has(text, text) from public, anon, authenticated, service_role;
+
+-- Retention by partition: drops every month wholly past its table's retention
+-- whose rows may all go, before the row purges below clean the rest (the
+-- month that straddles the cutoff, the default partition):
+--   usage_records     a month all of whose days are rolled up: its records are
+--                     counted on usage_rollups (purged_*) in the same
+--                     transaction, and its feedback deleted, so the rollup
+--                     invariant holds across the drop;
+--   job_events        a month holding no event of an unfinished job;
+--   scheduled_runs    a month of finished runs;
+--   secure_keys_audit a month past the longest retention.
+-- Each drop is one retention_log row (kind, rows dropped, cutoff). Returns
+-- {table: [partition, ...]} for the partitions dropped.
+create function public.drop_expired_partitions()
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_table record;
+  v_part record;
+  v_cutoff timestamptz;
+  v_rolled_through date;
+  v_rows bigint;
+  v_blocked boolean;
+  v_result jsonb := '{}'::jsonb;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('switchyard.create_partitions_ahead'));
+  select max(r.day) into v_rolled_through from public.usage_rollups r;
+  for v_table in select * from private.monthly_partitioned_tables() loop
+    v_cutoff := private.retention_cutoff(v_table.table_name);
+    if v_table.table_name = 'usage_records' then
+      v_cutoff := least(v_cutoff, coalesce((v_rolled_through + 1)::timestamp at time zone 'UTC', '-infinity'));
+    end if;
+    for v_part in select * from private.month_partitions(v_table.table_name) p where p.month_end <= v_cutoff loop
+      v_blocked := case v_table.table_name
+        -- usage_records: checked below, in the one pass that counts the month.
+        when 'job_events' then private.partition_has(v_part.partition_name,
+          'exists (select 1 from public.jobs j where j.id = x.job_id and j.status not in (''succeeded'', ''cancelled'', ''failed_dlq''))')
+        when 'scheduled_runs' then private.partition_has(v_part.partition_name, 'x.finished_at is null')
+        else false
+      end;
+      if v_blocked then
+        continue;
+      end if;
+      if v_table.table_name = 'usage_records' then
+        -- One pass over the month: its totals per (day, tenant), counted on the rollups only when
+        -- every one of them has a rollup (a record written into a rolled day keeps the month).
+        with per_day as (
+          select (u.created_at at time zone 'UTC')::date as day, u.tenant_id, count(*) as records,
+                 sum(u.cost_usd_micros) as cost, sum(u.prompt_tokens::bigint + u.completion_tokens) as tokens
+          from public.usage_records u
+          where u.created_at >= v_part.month_start::timestamp at time zone 'UTC' and u.created_at < v_part.month_end
+          group by 1, 2
+        ),
+        -- The month's rollups only (the rollups key leads with day): not every day ever rolled.
+        month_rollups as (
+          select r.day, r.tenant_id from public.usage_rollups r
+          where r.day >= v_part.month_start and r.day < (v_part.month_start + interval '1 month')::date
+        ),
+        unrolled as (
+          select 1 from per_day p
+          where not exists (select 1 from month_rollups r where r.day = p.day and r.tenant_id = p.tenant_id)
+          limit 1
+        ),
+        counted as (
+          update public.usage_rollups r
+          set purged_records = r.purged_records + p.records,
+              purged_cost_usd_micros = r.purged_cost_usd_micros + p.cost,
+              purged_tokens = r.purged_tokens + p.tokens
+          from per_day p
+          where r.day = p.day and r.tenant_id = p.tenant_id and not exists (select 1 from unrolled)
+            and r.day >= v_part.month_start and r.day < (v_part.month_start + interval '1 month')::date
+          returning p.records
+        )
+        select exists (select 1 from unrolled), coalesce((select sum(c.records) from counted c), 0)
+          into v_blocked, v_rows;
+        if v_blocked then
+          continue;
+        end if;
+        execute format('delete from public.request_feedback f using private.%I u where f.request_id = u.request_id',
+          v_part.partition_name);
+      else
+        execute format('select count(*) from private.%I', v_part.partition_name) into v_rows;
+      end if;
+      execute format('drop table private.%I', v_part.partition_name);
+      if v_rows > 0 then
+        insert into public.retention_log (kind, deleted, cutoff) values (v_table.table_name, v_rows, v_cutoff);
+      end if;
+      v_result := pg_catalog.jsonb_set(v_result, array[v_table.table_name],
+        coalesce(v_result -> v_table.table_name, '[]'::jsonb) || pg_catalog.to_jsonb(v_part.partition_name));
+    end loop;
+  end loop;
+  return v_result;
+end
+$$;
+comment on function public.drop_expired_partitions() is 'Drops every monthly partition wholly past its retention whose rows may all go (usage: rolled up and counted on usage_rollups); returns the partitions dropped per table.';
+
+revoke execute on function public.create_partitions_ahead(integer), public.drop_expired_partitions()
+  from public, anon, authenticated;
+grant execute on function public.create_partitions_ahead(integer), public.drop_expired_partitions() to service_role;
+
+select public.create_partitions_ahead();
+
+-- usage_request_ids keeps an id for two days (public.usage_request_ids in economics).
+create function public.purge_usage_request_ids(batch integer default 1000)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_cutoff timestamptz := pg_catalog.now() - interval '2 days';
+  v_deleted integer;
+begin
+  perform private.check_purge_batch(batch);
+  delete from public.usage_request_ids i
+  where i.request_id in (
+    select i2.request_id from public.usage_request_ids i2 where i2.created_at < v_cutoff order by i2.created_at limit batch
+  );
+  get diagnostics v_deleted = row_count;
+  if v_deleted > 0 then
+    insert into public.retention_log (kind, deleted, cutoff) values ('usage_request_ids', v_deleted, v_cutoff);
+  end if;
+  return v_deleted;
+end
+$$;
+comment on function public.purge_usage_request_ids(integer) is 'Deletes up to batch request ids claimed more than two days ago (usage_records itself keeps refusing them).';
+revoke execute on function public.purge_usage_request_ids(integer) from public, anon, authenticated;
+grant execute on function public.purge_usage_request_ids(integer) to service_role;
+
+-- The retention_purge schedule: first whole months (drop_expired_partitions),
+-- then each purge in batches until a batch comes back short or max_batches ran
+-- (the next run carries on). Returns the rows deleted per kind and, under
+-- partitions_dropped, the partitions dropped per table.
 create function public.run_retention(batch integer default 1000, max_batches integer default 10)
 returns jsonb
 language plpgsql
@@ -541,12 +833,15 @@ declare
   v_total integer;
   v_batches integer;
   v_result jsonb := '{}'::jsonb;
+  v_dropped jsonb;
 begin
   perform private.check_purge_batch(batch);
   if max_batches is null or max_batches < 1 or max_batches > 1000 then
     raise exception 'max_batches must be between 1 and 1000' using errcode = 'invalid_parameter_value';
   end if;
-  foreach v_kind in array array['job_events', 'usage_records', 'job_dead_letters', 'secure_keys_audit', 'scheduled_runs'] loop
+  v_dropped := public.drop_expired_partitions();
+  foreach v_kind in array array['job_events', 'usage_records', 'job_dead_letters', 'secure_keys_audit', 'scheduled_runs',
+                                'usage_request_ids'] loop
     v_total := 0;
     v_batches := 0;
     loop
@@ -555,6 +850,7 @@ begin
         when 'usage_records' then public.purge_usage_records(batch)
         when 'job_dead_letters' then public.purge_dead_letters(batch)
         when 'secure_keys_audit' then public.purge_secure_keys_audit(batch)
+        when 'usage_request_ids' then public.purge_usage_request_ids(batch)
         else public.purge_scheduled_runs(batch)
       end;
       v_total := v_total + v_deleted;
@@ -563,7 +859,7 @@ begin
     end loop;
     v_result := v_result || pg_catalog.jsonb_build_object(v_kind, v_total);
   end loop;
-  return v_result;
+  return v_result || pg_catalog.jsonb_build_object('partitions_dropped', v_dropped);
 end
 $$;
 comment on function public.run_retention(integer, integer) is 'Runs every retention purge in batches (at most max_batches each); returns rows deleted per kind.';
