@@ -869,6 +869,10 @@ returns jsonb
 language plpgsql
 set search_path = ''
 set enable_seqscan = off
+-- One plan serves both holders: p_closes_holder only switches expressions and one-time filters. Left
+-- to choose, the plan cache kept planning the statement afresh per call (a custom plan for a known
+-- p_closes_holder looks cheaper), which made a 32-row settle batch about a third slower.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_answers jsonb;
@@ -963,26 +967,31 @@ begin
     on conflict (request_id) do nothing
     returning 1
   ),
+  -- Each holder's items after the batch: a closing holder's annotated, a lease's drawn down.
   holder_items as (
-    select c.holder_id, c.ordinality, sum(c.charged) as charged, sum(c.actual - c.charged) as overflow
-    from charged c
-    group by c.holder_id, c.ordinality
+    select h.holder_id, coalesce(pg_catalog.jsonb_agg(case when d.charged is null then i.value
+             else i.value || pg_catalog.jsonb_build_object(
+               'amount', (i.value ->> 'amount')::bigint - case when p_closes_holder then 0 else d.charged end,
+               'charged', coalesce((i.value ->> 'charged')::bigint, 0) + d.charged,
+               'overflow', coalesce((i.value ->> 'overflow')::bigint, 0) + d.overflow) end
+             order by i.ordinality) filter (where i.value is not null), '[]'::jsonb) as items
+    from (select distinct on (g.holder_id) g.holder_id, g.items from settling g order by g.holder_id, g.position) h
+    left join lateral pg_catalog.jsonb_array_elements(h.items) with ordinality as i(value, ordinality) on true
+    left join (
+      select c.holder_id, c.ordinality, sum(c.charged) as charged, sum(c.actual - c.charged) as overflow
+      from charged c
+      group by c.holder_id, c.ordinality
+    ) d on d.holder_id = h.holder_id and d.ordinality = i.ordinality
+    group by h.holder_id
   ),
   drawn as (
     update public.budget_reservations r
-    set items = (
-          select coalesce(pg_catalog.jsonb_agg(case when d.ordinality is null then i.value
-                   else i.value || pg_catalog.jsonb_build_object(
-                     'amount', (i.value ->> 'amount')::bigint - case when p_closes_holder then 0 else d.charged end,
-                     'charged', coalesce((i.value ->> 'charged')::bigint, 0) + d.charged,
-                     'overflow', coalesce((i.value ->> 'overflow')::bigint, 0) + d.overflow) end
-                 order by i.ordinality), '[]'::jsonb)
-          from pg_catalog.jsonb_array_elements(r.items) with ordinality as i(value, ordinality)
-          left join holder_items d on d.holder_id = r.request_id and d.ordinality = i.ordinality),
+    set items = h.items,
         status = case when p_closes_holder then 'settled' else r.status end,
         finished_at = case when p_closes_holder then pg_catalog.now() else r.finished_at end
-    where r.request_id in (select g.holder_id from settling g)
-    returning r.request_id, r.items
+    from holder_items h
+    where r.request_id = h.holder_id
+    returning 1
   ),
   counted as (
     update public.budget_leases l
@@ -994,7 +1003,7 @@ begin
   select
     (select coalesce(pg_catalog.jsonb_agg(case
               when p_closes_holder then private.saga_answer(m.holder_status, m.occurrence, 'settled',
-                pg_catalog.jsonb_build_object('status', 'settled', 'items', d.items, 'overflow_usd_micros', p.overflow_usd))
+                pg_catalog.jsonb_build_object('status', 'settled', 'items', h.items, 'overflow_usd_micros', p.overflow_usd))
               when m.occurrence > 1 or m.recorded then '{"status": "duplicate"}'::jsonb
               when m.holder_status is distinct from 'reserved' then pg_catalog.jsonb_build_object(
                 'status', 'lease_closed', 'lease_status', coalesce(m.holder_status, 'unknown'))
@@ -1002,7 +1011,7 @@ begin
             end order by m.position), '[]'::jsonb)
      from matched m
      left join per_request p on p.position = m.position
-     left join drawn d on p_closes_holder and d.request_id = m.holder_id),
+     left join holder_items h on p_closes_holder and h.holder_id = m.holder_id),
     (select coalesce(pg_catalog.jsonb_agg(d), '[]'::jsonb)
      from (
        select c.budget_id, c.window_start, sum(case when p_closes_holder then c.amount else c.charged end) as released,
