@@ -879,6 +879,10 @@ declare
   v_deltas jsonb;
   v_unrecorded bigint;
 begin
+  if pg_catalog.jsonb_typeof(p_settlements) <> 'array' then
+    raise exception '% takes a JSON array', case when p_closes_holder then 'settle_budgets' else 'settle_leased_usage' end
+      using errcode = 'invalid_parameter_value';
+  end if;
   if exists (
     select 1 from pg_catalog.jsonb_array_elements(p_settlements) s
     where coalesce((s.value ->> 'prompt_tokens')::integer, -1) < 0
@@ -1041,15 +1045,10 @@ grant execute on function private.settle_usage(jsonb, boolean) to service_role;
 -- 'unknown'; else 'settled' with the annotated items and the overflow.
 create function public.settle_budgets(p_settlements jsonb)
 returns jsonb
-language plpgsql
+language sql
 set search_path = ''
 as $$
-begin
-  if pg_catalog.jsonb_typeof(p_settlements) <> 'array' then
-    raise exception 'settle_budgets takes a JSON array' using errcode = 'invalid_parameter_value';
-  end if;
-  return private.settle_usage(p_settlements, true);
-end
+  select private.settle_usage(p_settlements, true)
 $$;
 comment on function public.settle_budgets(jsonb) is
   'Settles requests'' own reservations: charges up to the reservation, records overflow and the usage record; answers settled, duplicate or unknown in input order.';
@@ -1403,15 +1402,10 @@ grant execute on function public.acquire_budget_leases(jsonb) to service_role;
 -- nothing is written for that row).
 create function public.settle_leased_usage(p_settlements jsonb)
 returns jsonb
-language plpgsql
+language sql
 set search_path = ''
 as $$
-begin
-  if pg_catalog.jsonb_typeof(p_settlements) <> 'array' then
-    raise exception 'settle_leased_usage takes a JSON array' using errcode = 'invalid_parameter_value';
-  end if;
-  return private.settle_usage(p_settlements, false);
-end
+  select private.settle_usage(p_settlements, false)
 $$;
 comment on function public.settle_leased_usage(jsonb) is
   'Records usage of requests admitted under budget leases and charges each to its lease (overflow beyond what is left); answers settled, duplicate or lease_closed in input order.';

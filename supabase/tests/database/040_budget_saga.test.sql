@@ -140,11 +140,10 @@ select results_eq($$select request_id, user_id, lease_id, domain, cost_usd_micro
            ('lc-3', '99999999-0000-0000-0000-000000000004', 'lease:core-a', 'code', 150, 50),
            ('lc-5', null, 'lease:core-a', null, 30, 30)$$,
   'leased: records name the lease, the user and domain the settlement gave; the per-request record is untouched');
-select results_eq($$select budget_id, spent, reserved, overflow, request_count from public.usage_counters
-                    where budget_id in ('bbbbbbbb-0000-0000-0000-000000000003', 'bbbbbbbb-0000-0000-0000-000000000004') order by budget_id$$,
-  $$values ('bbbbbbbb-0000-0000-0000-000000000003'::uuid, 530::bigint, 10::bigint, 130::bigint, 7::bigint),
-           ('bbbbbbbb-0000-0000-0000-000000000004'::uuid, 190::bigint, 990::bigint, 30::bigint, 7::bigint)$$,
-  'counters: a reservation releases its whole amount, a lease what it charged; overflow counted apart');
+select is((select jsonb_agg(jsonb_build_array(c.spent, c.reserved, c.overflow, c.request_count) order by c.budget_id)
+           from public.usage_counters c join public.budgets b on b.id = c.budget_id where b.tenant_id = 'eeeeeeee-0000-0000-0000-000000000003'),
+  '[[530, 10, 130, 7], [190, 990, 30, 7]]'::jsonb,
+  'counters (usd, tokens): a reservation releases its whole amount, a lease what it charged; overflow counted apart');
 
 -- The same request id on both paths of one flush: the per-request settlement runs first, the leased one is a duplicate.
 select public.reserve_budgets('[{"request_id":"core-3","tenant_id":"eeeeeeee-0000-0000-0000-000000000003","model_alias":"m","usd_micros":10,"tokens":10}]'::jsonb) as core_reserved \gset
