@@ -43,6 +43,8 @@ function model(id: string, providerSlug: string, alias: string, overrides: Parti
     upstreamModel: `${id}-upstream`,
     inputCostPerMillion: 1_000_000,
     outputCostPerMillion: 2_000_000,
+    cacheWriteCostPerMillion: 1_000_000,
+    cacheReadCostPerMillion: 1_000_000,
     contextWindow: 1000,
     maxOutputTokens: 500,
     capabilities: new Set<ModelCapability>(['chat', 'stream']),
