@@ -639,6 +639,14 @@ describe("GET /v1/models in the caller's dialect", () => {
     expect(body).toMatchObject({ has_more: false, first_id: body.data[0].id, last_id: body.data.at(-1)!.id });
   });
 
+  it("answers HEAD of the base URL (Claude Code's probe) with 200 and no body, without authentication", async () => {
+    const head = await call('/llm-router', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    const unknown = await call('/llm-router/nowhere', { method: 'HEAD' });
+    expect(unknown.status).toBe(404);
+  });
+
   it("answers the OpenAI SDK in OpenAI's list shape", async () => {
     const openaiClient = new OpenAI({ baseURL: `${routerUrl()}/v1`, apiKey: key, maxRetries: 0 });
     const page = await openaiClient.models.list();

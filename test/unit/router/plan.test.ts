@@ -144,6 +144,15 @@ describe('planRoute without a policy', () => {
     );
   });
 
+  it("refuses max_tokens above every model's output limit naming max_tokens and the limit", () => {
+    const catalog = snapshot([provider('a')], [model('m', 'a', 'chat', { maxOutputTokens: 4096 })]);
+    expectHttpError(
+      () => planRoute(catalog, { ...request, maxOutputTokens: 32000 }, options),
+      'validation_failed',
+      /^max_tokens: 32000 is more than the model `chat` can produce \(at most 4096 output tokens\)\.$/,
+    );
+  });
+
   it('keeps only models whose window fits the request', () => {
     const catalog = snapshot([provider('a')], [
       model('small', 'a', 'chat', { contextWindow: 50, priority: 1 }),
