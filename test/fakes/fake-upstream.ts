@@ -92,12 +92,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const maxRecorded = options.maxRecordedRequests ?? 1000;
   let requests: RecordedRequest[] = [];
   let seq = 0;
-  const env = (n: number): HandlerEnv => ({
+  const env = (n: number, headers: IncomingMessage['headers'] = {}): HandlerEnv => ({
     seq: n,
     created: options.created ?? FAKE_CREATED,
     models: options.models ?? DEFAULT_FAKE_MODELS,
     embeddingDimensions: options.embeddingDimensions ?? 8,
     wordsPerChunk: options.wordsPerChunk ?? 1,
+    anthropicBetas: String(headers['anthropic-beta'] ?? '').split(',').map((beta) => beta.trim()).filter(Boolean),
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -164,7 +165,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       await sleep(fault.ms);
       if (res.destroyed) return;
     }
-    const reply = dispatch(route, url, body, env(record.seq));
+    const reply = dispatch(route, url, body, env(record.seq, req.headers));
     if (fault?.kind === 'cut_stream') await writeCut(res, reply, fault.afterChunks);
     else if (fault?.kind === 'stall_stream') await writeCut(res, reply, fault.afterChunks, { hold: true });
     else writeReply(res, reply);
