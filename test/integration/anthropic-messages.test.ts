@@ -100,38 +100,33 @@ const cachedCostOf = (usage: { input: number; write: number; read: number; outpu
     usage.input + Math.ceil(usage.write * 1.25) + Math.ceil(usage.read * 0.1) + 2 * usage.output,
   );
 
+type FixtureOptions = Partial<Parameters<typeof createCatalogFixture>[1]>;
+const anthropicUpstream = (name: string, options: FixtureOptions) =>
+  fixtureWithKey({
+    kind: 'anthropic',
+    baseUrl: fake.endpoints.anthropic,
+    upstreamModel: `${name}-${crypto.randomUUID().slice(0, 8)}`,
+    apiVersion: '2023-06-01',
+    maxOutputTokens: 4096,
+    ...options,
+  });
+const openAIUpstream = (name: string, options: FixtureOptions) =>
+  fixtureWithKey({
+    kind: 'openai',
+    baseUrl: fake.endpoints.openai,
+    upstreamModel: `${name}-${crypto.randomUUID().slice(0, 8)}`,
+    ...options,
+  });
+
 const upstreamCallsFor = (model: string) => fake.requests.filter((request) => request.model === model);
 
 beforeAll(async () => {
   fake = await startFakeUpstream({ models: ['claude-sonnet-4-5', 'gpt-4o-mini'] });
-  anthropic = await fixtureWithKey({
-    kind: 'anthropic',
-    baseUrl: fake.endpoints.anthropic,
-    upstreamModel: `claude-pass-${crypto.randomUUID().slice(0, 8)}`,
-    apiVersion: '2023-06-01',
-    maxOutputTokens: 4096,
-    capabilities: ['chat', 'stream', 'tools', 'vision'],
-  });
-  openai = await fixtureWithKey({
-    kind: 'openai',
-    baseUrl: fake.endpoints.openai,
-    upstreamModel: `gpt-translated-${crypto.randomUUID().slice(0, 8)}`,
-    capabilities: ['chat', 'stream', 'tools', 'vision'],
-  });
-  anthropicCached = await fixtureWithKey({
-    kind: 'anthropic',
-    baseUrl: fake.endpoints.anthropic,
-    upstreamModel: `claude-cached-${crypto.randomUUID().slice(0, 8)}`,
-    apiVersion: '2023-06-01',
-    maxOutputTokens: 4096,
-    ...cachePrices,
-  });
-  openaiCached = await fixtureWithKey({
-    kind: 'openai',
-    baseUrl: fake.endpoints.openai,
-    upstreamModel: `gpt-cached-${crypto.randomUUID().slice(0, 8)}`,
-    ...cachePrices,
-  });
+  const capabilities = ['chat', 'stream', 'tools', 'vision'];
+  anthropic = await anthropicUpstream('claude-pass', { capabilities });
+  openai = await openAIUpstream('gpt-translated', { capabilities });
+  anthropicCached = await anthropicUpstream('claude-cached', cachePrices);
+  openaiCached = await openAIUpstream('gpt-cached', cachePrices);
   ({ key } = await newTenantKey('Messages'));
   client = new Anthropic({ baseURL: routerUrl(), apiKey: key, maxRetries: 0 });
   const listModels = async () => {
