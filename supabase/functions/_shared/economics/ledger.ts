@@ -48,12 +48,11 @@ export type ReserveAnswer =
   | ({ status: 'rate_limited'; rate_limit_id: string } & RateLimitStatus);
 
 /**
- * The wire format a metered request was made in, as usage records carry it
- * (usage_records.dialect, whose check constraint lists the same names).
- * A new dialect adds its name here and there.
+ * The wire format a metered request was made in, as usage records carry it.
+ * A new dialect adds its name here and to the check constraint of
+ * usage_records.dialect (migration 20261123000600_economics.sql).
  */
-export const dialectNames = ['openai_chat', 'openai_embeddings', 'anthropic_messages'] as const;
-export type DialectName = (typeof dialectNames)[number];
+export type DialectName = 'openai_chat' | 'openai_embeddings' | 'anthropic_messages';
 
 export interface Settlement {
   request_id: string;

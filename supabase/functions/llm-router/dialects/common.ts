@@ -1,5 +1,6 @@
 // What every dialect does at its edges: refuse a body that failed validation,
-// and turn an adapter's mapping refusal into the caller's 400.
+// turn an adapter's mapping refusal into the caller's 400, and read an
+// OpenAI-format usage for settlement.
 import { HttpError } from '../../_shared/errors.ts';
 import type { ParseResult } from '../../_shared/openai/schemas.ts';
 import type { Usage } from '../../_shared/openai/types.ts';
