@@ -32,6 +32,10 @@ create table public.llm_models (
   -- USD micro-units (1e-6 USD) per million tokens.
   input_cost_per_million bigint not null check (input_cost_per_million >= 0),
   output_cost_per_million bigint not null check (output_cost_per_million >= 0),
+  -- Prompt-cache writes and reads (Anthropic cache_creation/cache_read_input_tokens, OpenAI
+  -- cached_tokens); null: charged at input_cost_per_million.
+  cache_write_cost_per_million bigint check (cache_write_cost_per_million >= 0),
+  cache_read_cost_per_million bigint check (cache_read_cost_per_million >= 0),
   context_window integer not null check (context_window > 0),
   max_output_tokens integer not null check (max_output_tokens > 0),
   capabilities text[] not null default array['chat', 'stream']
@@ -45,6 +49,8 @@ create table public.llm_models (
   unique (provider_id, alias)
 );
 comment on table public.llm_models is 'Models per provider: public alias, upstream name, prices per million tokens, limits and capabilities.';
+comment on column public.llm_models.cache_write_cost_per_million is 'USD micro-units per million prompt tokens written to the provider''s prompt cache; null = the input price.';
+comment on column public.llm_models.cache_read_cost_per_million is 'USD micro-units per million prompt tokens read from the provider''s prompt cache; null = the input price.';
 create index llm_models_alias_idx on public.llm_models (alias) where enabled;
 
 alter table public.llm_providers enable row level security;

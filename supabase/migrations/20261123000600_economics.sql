@@ -115,9 +115,19 @@ create table public.usage_records (
   -- record names the lease and carries the routing tag feedback needs.
   lease_id text,
   domain text,
+  -- The wire format the client spoke (the router's dialect; DialectName in _shared/economics/ledger.ts).
+  dialect text not null default 'openai_chat'
+    check (dialect in ('openai_chat', 'openai_embeddings', 'anthropic_messages')),
+  -- The parts of prompt_tokens written to and read from the provider's prompt cache (own prices in llm_models).
+  cache_write_tokens integer not null default 0 check (cache_write_tokens >= 0),
+  cache_read_tokens integer not null default 0 check (cache_read_tokens >= 0),
+  check (cache_write_tokens + cache_read_tokens <= prompt_tokens),
   primary key (request_id, created_at)
 ) partition by range (created_at);
 comment on table public.usage_records is 'One row per finished LLM request: tokens, cost, provider, model, cache hit and latency.';
+comment on column public.usage_records.dialect is 'The API the client called: openai_chat (also the default for callers that do not say), openai_embeddings, anthropic_messages.';
+comment on column public.usage_records.cache_write_tokens is 'Prompt tokens written to the provider''s prompt cache (part of prompt_tokens).';
+comment on column public.usage_records.cache_read_tokens is 'Prompt tokens read from the provider''s prompt cache (part of prompt_tokens).';
 comment on column public.usage_records.lease_id is 'The budget lease this request was charged to; null when it had its own reservation.';
 comment on column public.usage_records.domain is 'The request''s x-switchyard-domain tag when it ran under a lease (else on its reservation).';
 create index usage_records_tenant_created_idx on public.usage_records (tenant_id, created_at);
@@ -305,15 +315,16 @@ create table public.usage_daily (
   model_alias text,
   cache_hit boolean not null,
   status text not null,
+  dialect text not null,
   requests bigint not null check (requests >= 0),
   prompt_tokens bigint not null check (prompt_tokens >= 0),
   completion_tokens bigint not null check (completion_tokens >= 0),
   cost_usd_micros bigint not null check (cost_usd_micros >= 0),
   overflow_usd_micros bigint not null check (overflow_usd_micros >= 0)
 );
-comment on table public.usage_daily is 'Exact daily totals of usage_records per tenant, key, provider, models, cache hit and status; written once per day by rollup_usage().';
+comment on table public.usage_daily is 'Exact daily totals of usage_records per tenant, key, provider, models, cache hit, status and dialect; written once per day by rollup_usage().';
 create unique index usage_daily_dimensions_idx on public.usage_daily
-  (day, tenant_id, api_key_id, provider, upstream_model, model_alias, cache_hit, status) nulls not distinct;
+  (day, tenant_id, api_key_id, provider, upstream_model, model_alias, cache_hit, status, dialect) nulls not distinct;
 create index usage_daily_tenant_day_idx on public.usage_daily (tenant_id, day);
 
 create table public.usage_rollups (
@@ -974,6 +985,9 @@ begin
            (s.value ->> 'completion_tokens')::integer as completion_tokens, (s.value ->> 'cost_usd_micros')::bigint as cost,
            s.value ->> 'provider' as provider, s.value ->> 'upstream_model' as upstream_model,
            (s.value ->> 'latency_ms')::integer as latency_ms, coalesce(s.value ->> 'status', 'succeeded') as status,
+           coalesce(s.value ->> 'dialect', 'openai_chat') as dialect,
+           coalesce((s.value ->> 'cache_write_tokens')::integer, 0) as cache_write_tokens,
+           coalesce((s.value ->> 'cache_read_tokens')::integer, 0) as cache_read_tokens,
            pg_catalog.row_number() over (partition by s.value ->> 'request_id' order by s.position) as occurrence
     from pg_catalog.jsonb_array_elements(p_settlements) with ordinality as s(value, position)
   ),
@@ -1017,10 +1031,12 @@ begin
   records as (
     insert into public.usage_records (
       request_id, tenant_id, api_key_id, user_id, provider, upstream_model, model_alias, prompt_tokens,
-      completion_tokens, cost_usd_micros, overflow_usd_micros, cache_hit, status, latency_ms, lease_id, domain)
+      completion_tokens, cost_usd_micros, overflow_usd_micros, cache_hit, status, latency_ms, lease_id, domain,
+      dialect, cache_write_tokens, cache_read_tokens)
     select g.request_id, g.tenant_id, g.api_key_id, coalesce(g.user_id, g.holder_user_id), g.provider, g.upstream_model,
            g.model_alias, g.prompt_tokens, g.completion_tokens, g.cost, p.overflow_usd, false, g.status, g.latency_ms,
-           case when not p_closes_holder then g.holder_id end, g.domain
+           case when not p_closes_holder then g.holder_id end, g.domain, g.dialect, g.cache_write_tokens,
+           g.cache_read_tokens
     from settling g
     join per_request p on p.position = g.position
     -- Reserve refuses an id that has a usage record, so a closing holder cannot meet one; should it,
@@ -1213,7 +1229,8 @@ grant execute on function public.release_budget(text, text) to service_role;
 -- null when the request id is already used.
 create function public.record_cache_hit(
   p_request_id text, p_tenant_id uuid, p_api_key_id uuid, p_user_id uuid, p_model_alias text,
-  p_prompt_tokens integer, p_completion_tokens integer, p_latency_ms integer default null
+  p_prompt_tokens integer, p_completion_tokens integer, p_latency_ms integer default null,
+  p_dialect text default 'openai_chat'
 )
 returns jsonb
 language sql
@@ -1221,17 +1238,17 @@ set search_path = ''
 as $$
   insert into public.usage_records (
     request_id, tenant_id, api_key_id, user_id, provider, upstream_model, model_alias,
-    prompt_tokens, completion_tokens, cost_usd_micros, cache_hit, status, latency_ms
+    prompt_tokens, completion_tokens, cost_usd_micros, cache_hit, status, latency_ms, dialect
   )
   select p_request_id, p_tenant_id, p_api_key_id, p_user_id, 'cache', null, p_model_alias,
-         p_prompt_tokens, p_completion_tokens, 0, true, 'succeeded', p_latency_ms
+         p_prompt_tokens, p_completion_tokens, 0, true, 'succeeded', p_latency_ms, p_dialect
   -- A request id is used once: not by a reservation, not by another usage record (no row: the caller refuses).
   where not exists (select 1 from public.budget_reservations r where r.request_id = p_request_id)
     and not exists (select 1 from public.usage_records u where u.request_id = p_request_id)
   returning pg_catalog.jsonb_build_object('status', 'recorded')
 $$;
-revoke execute on function public.record_cache_hit(text, uuid, uuid, uuid, text, integer, integer, integer) from public, anon, authenticated;
-grant execute on function public.record_cache_hit(text, uuid, uuid, uuid, text, integer, integer, integer) to service_role;
+revoke execute on function public.record_cache_hit(text, uuid, uuid, uuid, text, integer, integer, integer, text) from public, anon, authenticated;
+grant execute on function public.record_cache_hit(text, uuid, uuid, uuid, text, integer, integer, integer, text) to service_role;
 
 -- The reaper: releases reservations whose owner never settled them (an
 -- isolate that died mid-request). Batched; returns how many it released.
@@ -1754,12 +1771,13 @@ begin
       and (v_after is null or u.created_at >= ((v_after + 1)::timestamp at time zone 'UTC'));
     exit when v_day is null or v_days >= max_days;
     insert into public.usage_daily (day, tenant_id, api_key_id, provider, upstream_model, model_alias, cache_hit, status,
-      requests, prompt_tokens, completion_tokens, cost_usd_micros, overflow_usd_micros)
+      dialect, requests, prompt_tokens, completion_tokens, cost_usd_micros, overflow_usd_micros)
     select v_day, u.tenant_id, u.api_key_id, u.provider, u.upstream_model, u.model_alias, u.cache_hit, u.status,
-           count(*), sum(u.prompt_tokens), sum(u.completion_tokens), sum(u.cost_usd_micros), sum(u.overflow_usd_micros)
+           u.dialect, count(*), sum(u.prompt_tokens), sum(u.completion_tokens), sum(u.cost_usd_micros),
+           sum(u.overflow_usd_micros)
     from public.usage_records u
     where u.created_at >= (v_day::timestamp at time zone 'UTC') and u.created_at < ((v_day + 1)::timestamp at time zone 'UTC')
-    group by u.tenant_id, u.api_key_id, u.provider, u.upstream_model, u.model_alias, u.cache_hit, u.status;
+    group by u.tenant_id, u.api_key_id, u.provider, u.upstream_model, u.model_alias, u.cache_hit, u.status, u.dialect;
     insert into public.usage_rollups (day, tenant_id)
     select distinct v_day, d.tenant_id from public.usage_daily d where d.day = v_day;
     v_after := v_day;
@@ -1859,14 +1877,15 @@ grant execute on function public.rollup_usage(integer), public.usage_invariant_v
 -- wholly inside the range from usage_daily (exact, whether or not its records
 -- are still there) and everything else from usage_records; a rolled-up day
 -- only partly inside the range is counted from the records it still has.
--- Grouping is by any of provider, model, key and upstream_model (the others
--- come back null). Security invoker: RLS decides what a member sees.
+-- Grouping is by any of provider, model, key, upstream_model and dialect (the
+-- others come back null). Security invoker: RLS decides what a member sees.
 create function public.usage_summary(p_tenant_id uuid, p_from timestamptz, p_to timestamptz, p_group_by text[])
 returns table (
   provider text,
   model text,
   key text,
   upstream_model text,
+  dialect text,
   requests bigint,
   prompt_tokens bigint,
   completion_tokens bigint,
@@ -1885,7 +1904,7 @@ as $$
       and ((r.day + 1)::timestamp at time zone 'UTC') <= coalesce(p_to, 'infinity')
   ),
   usage as (
-    select u.provider, u.model_alias, u.api_key_id, u.upstream_model, 1::bigint as requests,
+    select u.provider, u.model_alias, u.api_key_id, u.upstream_model, u.dialect, 1::bigint as requests,
            u.prompt_tokens::bigint as prompt_tokens, u.completion_tokens::bigint as completion_tokens,
            u.cost_usd_micros, (case when u.cache_hit then 1 else 0 end)::bigint as cache_hits
     from public.usage_records u
@@ -1893,7 +1912,7 @@ as $$
       and u.created_at >= coalesce(p_from, '-infinity') and u.created_at < coalesce(p_to, 'infinity')
       and (u.created_at at time zone 'UTC')::date not in (select w.day from whole_days w)
     union all
-    select d.provider, d.model_alias, d.api_key_id, d.upstream_model, d.requests, d.prompt_tokens,
+    select d.provider, d.model_alias, d.api_key_id, d.upstream_model, d.dialect, d.requests, d.prompt_tokens,
            d.completion_tokens, d.cost_usd_micros, case when d.cache_hit then d.requests else 0 end
     from public.usage_daily d
     where d.tenant_id = p_tenant_id and d.day in (select w.day from whole_days w)
@@ -1902,13 +1921,14 @@ as $$
          case when 'model' = any (p_group_by) then g.model_alias end,
          case when 'key' = any (p_group_by) then g.api_key_id::text end,
          case when 'upstream_model' = any (p_group_by) then g.upstream_model end,
+         case when 'dialect' = any (p_group_by) then g.dialect end,
          sum(g.requests)::bigint, sum(g.prompt_tokens)::bigint, sum(g.completion_tokens)::bigint,
          sum(g.cost_usd_micros)::bigint, sum(g.cache_hits)::bigint
   from usage g
-  group by 1, 2, 3, 4
-  order by 1, 2, 3, 4
+  group by 1, 2, 3, 4, 5
+  order by 1, 2, 3, 4, 5
 $$;
 comment on function public.usage_summary(uuid, timestamptz, timestamptz, text[]) is
-  'A tenant''s usage totals in [from, to), grouped by any of provider, model, key, upstream_model: rolled-up days wholly inside the range from usage_daily, the rest from usage_records.';
+  'A tenant''s usage totals in [from, to), grouped by any of provider, model, key, upstream_model, dialect: rolled-up days wholly inside the range from usage_daily, the rest from usage_records.';
 revoke execute on function public.usage_summary(uuid, timestamptz, timestamptz, text[]) from public, anon;
 grant execute on function public.usage_summary(uuid, timestamptz, timestamptz, text[]) to authenticated, service_role;

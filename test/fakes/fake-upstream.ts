@@ -27,6 +27,7 @@ export type { FakeFault, FaultMatch, FaultOptions, QueuedFault } from './upstrea
 export type { WireFormat } from './upstream/reply.ts';
 export { countWords, FAKE_TOOL_ARGUMENTS, fakeEmbedding } from './upstream/conversation.ts';
 export { FAKE_CACHE_USAGE, FAKE_THINKING } from './upstream/anthropic.ts';
+export { FAKE_CACHED_TOKENS } from './upstream/openai.ts';
 
 export const DEFAULT_FAKE_MODELS = [
   'gpt-4o-mini',
@@ -91,12 +92,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const maxRecorded = options.maxRecordedRequests ?? 1000;
   let requests: RecordedRequest[] = [];
   let seq = 0;
-  const env = (n: number): HandlerEnv => ({
+  const env = (n: number, headers: IncomingMessage['headers'] = {}): HandlerEnv => ({
     seq: n,
     created: options.created ?? FAKE_CREATED,
     models: options.models ?? DEFAULT_FAKE_MODELS,
     embeddingDimensions: options.embeddingDimensions ?? 8,
     wordsPerChunk: options.wordsPerChunk ?? 1,
+    anthropicBetas: String(headers['anthropic-beta'] ?? '').split(',').map((beta) => beta.trim()).filter(Boolean),
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -163,8 +165,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       await sleep(fault.ms);
       if (res.destroyed) return;
     }
-    const reply = dispatch(route, url, body, env(record.seq));
+    const reply = dispatch(route, url, body, env(record.seq, req.headers));
     if (fault?.kind === 'cut_stream') await writeCut(res, reply, fault.afterChunks);
+    else if (fault?.kind === 'stall_stream') await writeCut(res, reply, fault.afterChunks, { hold: true });
     else writeReply(res, reply);
   }
 
@@ -286,8 +289,16 @@ function writeReply(res: ServerResponse, reply: FakeReply): void {
   res.end();
 }
 
-/** Sends part of the reply, then destroys the socket, as a dropped upstream connection would. */
-async function writeCut(res: ServerResponse, reply: FakeReply, afterChunks: number): Promise<void> {
+/**
+ * Sends part of the reply, then destroys the socket, as a dropped upstream
+ * connection would; with `hold`, leaves it open (closed by the caller or close()).
+ */
+async function writeCut(
+  res: ServerResponse,
+  reply: FakeReply,
+  afterChunks: number,
+  { hold = false } = {},
+): Promise<void> {
   if (reply.kind === 'json') {
     const text = JSON.stringify(reply.body);
     res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -297,7 +308,7 @@ async function writeCut(res: ServerResponse, reply: FakeReply, afterChunks: numb
     res.flushHeaders();
     for (const event of reply.events.slice(0, afterChunks)) await write(res, encodeSse(event, reply.lineEnding));
   }
-  res.destroy();
+  if (!hold) res.destroy();
 }
 
 function write(res: ServerResponse, text: string): Promise<void> {

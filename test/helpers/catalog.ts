@@ -17,6 +17,9 @@ export interface CatalogFixtureOptions {
   /** USD micro-units per million tokens. */
   inputCostPerMillion?: number;
   outputCostPerMillion?: number;
+  /** Prompt-cache prices; absent: null in the catalog (the input price). */
+  cacheWriteCostPerMillion?: number;
+  cacheReadCostPerMillion?: number;
   contextWindow?: number;
   maxOutputTokens?: number;
   capabilities?: string[];
@@ -44,9 +47,11 @@ export async function createCatalogFixture(sql: TestDatabase, options: CatalogFi
     returning id`;
   const [model] = await sql<{ id: string }[]>`
     insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million,
+                                   cache_write_cost_per_million, cache_read_cost_per_million,
                                    context_window, max_output_tokens, capabilities, priority)
     values (${provider.id}, ${alias}, ${upstreamModel}, ${options.inputCostPerMillion ?? 1_000_000},
-            ${options.outputCostPerMillion ?? 2_000_000}, ${options.contextWindow ?? 100_000}, ${
+            ${options.outputCostPerMillion ?? 2_000_000}, ${options.cacheWriteCostPerMillion ?? null},
+            ${options.cacheReadCostPerMillion ?? null}, ${options.contextWindow ?? 100_000}, ${
     options.maxOutputTokens ?? 1000
   },
             ${options.capabilities ?? ['chat', 'stream', 'tools', 'json', 'embeddings']}, ${options.priority ?? 100})

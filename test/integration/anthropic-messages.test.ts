@@ -1,6 +1,14 @@
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAKE_CACHE_USAGE, FAKE_THINKING, type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
+import { countTextTokens } from '../../supabase/functions/_shared/router/tokens.ts';
+import {
+  FAKE_CACHE_USAGE,
+  FAKE_CACHED_TOKENS,
+  FAKE_THINKING,
+  type FakeUpstream,
+  startFakeUpstream,
+} from '../fakes/fake-upstream.ts';
 import { catalogCaughtUp, type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { call, connectDatabase, createTenant, serviceHeaders, signUserToken, stack } from '../helpers/stack.ts';
@@ -13,6 +21,9 @@ const sql = connectDatabase();
 let fake: FakeUpstream;
 let anthropic: CatalogFixture;
 let openai: CatalogFixture;
+/** The same upstreams with prompt-cache prices of their own in the catalog (cachePrices). */
+let anthropicCached: CatalogFixture;
+let openaiCached: CatalogFixture;
 let key: string;
 let client: Anthropic;
 const routerUrl = () => `${stack.functionsUrl}/llm-router`;
@@ -56,9 +67,12 @@ function postMessages(tenantKey: string, body: unknown, headers: Record<string, 
 interface UsageRecord {
   prompt_tokens: number;
   completion_tokens: number;
+  cache_write_tokens: number;
+  cache_read_tokens: number;
   cost_usd_micros: string;
   status: string;
   provider: string;
+  dialect: string;
 }
 
 /** The usage record of a request, once written (settlement precedes the answer; the lease path flushes in batches). */
@@ -66,7 +80,8 @@ async function usageRecordOf(requestId: string): Promise<UsageRecord> {
   const rows = await eventually(
     () =>
       sql<UsageRecord[]>`
-      select prompt_tokens, completion_tokens, cost_usd_micros::text, status, provider
+      select prompt_tokens, completion_tokens, cache_write_tokens, cache_read_tokens, cost_usd_micros::text, status,
+             provider, dialect
       from public.usage_records where request_id = ${requestId}`,
     (found) => found.length === 1,
   );
@@ -77,24 +92,41 @@ async function usageRecordOf(requestId: string): Promise<UsageRecord> {
 /** Catalog prices of the fixtures: 1 micro-USD per prompt token, 2 per completion token. */
 const costOf = (prompt: number, completion: number) => String(prompt + 2 * completion);
 
+/** Prompt-cache prices (USD micro-units per million tokens): a write 1.25, a read 0.1 micro-USD a token. */
+const cachePrices = { cacheWriteCostPerMillion: 1_250_000, cacheReadCostPerMillion: 100_000 };
+/** Each part at its price, rounded up on its own: uncached input, cache writes, cache reads, output. */
+const cachedCostOf = (usage: { input: number; write: number; read: number; output: number }) =>
+  String(
+    usage.input + Math.ceil(usage.write * 1.25) + Math.ceil(usage.read * 0.1) + 2 * usage.output,
+  );
+
+type FixtureOptions = Partial<Parameters<typeof createCatalogFixture>[1]>;
+const anthropicUpstream = (name: string, options: FixtureOptions) =>
+  fixtureWithKey({
+    kind: 'anthropic',
+    baseUrl: fake.endpoints.anthropic,
+    upstreamModel: `${name}-${crypto.randomUUID().slice(0, 8)}`,
+    apiVersion: '2023-06-01',
+    maxOutputTokens: 4096,
+    ...options,
+  });
+const openAIUpstream = (name: string, options: FixtureOptions) =>
+  fixtureWithKey({
+    kind: 'openai',
+    baseUrl: fake.endpoints.openai,
+    upstreamModel: `${name}-${crypto.randomUUID().slice(0, 8)}`,
+    ...options,
+  });
+
 const upstreamCallsFor = (model: string) => fake.requests.filter((request) => request.model === model);
 
 beforeAll(async () => {
   fake = await startFakeUpstream({ models: ['claude-sonnet-4-5', 'gpt-4o-mini'] });
-  anthropic = await fixtureWithKey({
-    kind: 'anthropic',
-    baseUrl: fake.endpoints.anthropic,
-    upstreamModel: `claude-pass-${crypto.randomUUID().slice(0, 8)}`,
-    apiVersion: '2023-06-01',
-    maxOutputTokens: 4096,
-    capabilities: ['chat', 'stream', 'tools', 'vision'],
-  });
-  openai = await fixtureWithKey({
-    kind: 'openai',
-    baseUrl: fake.endpoints.openai,
-    upstreamModel: `gpt-translated-${crypto.randomUUID().slice(0, 8)}`,
-    capabilities: ['chat', 'stream', 'tools', 'vision'],
-  });
+  const capabilities = ['chat', 'stream', 'tools', 'vision'];
+  anthropic = await anthropicUpstream('claude-pass', { capabilities });
+  openai = await openAIUpstream('gpt-translated', { capabilities });
+  anthropicCached = await anthropicUpstream('claude-cached', cachePrices);
+  openaiCached = await openAIUpstream('gpt-cached', cachePrices);
   ({ key } = await newTenantKey('Messages'));
   client = new Anthropic({ baseURL: routerUrl(), apiKey: key, maxRetries: 0 });
   const listModels = async () => {
@@ -138,7 +170,7 @@ describe('POST /v1/messages to an Anthropic upstream (pass-through)', () => {
     expect(upstream.headers['anthropic-beta']).toBe(beta);
     expect(upstream.body).toEqual({ ...params, model: anthropic.upstreamModel });
 
-    // Cache writes and reads are charged as prompt tokens at the input price.
+    // Without cache prices in the catalog, cache writes and reads are charged at the input price.
     const prompt = data.usage.input_tokens + FAKE_CACHE_USAGE.cache_creation_input_tokens +
       FAKE_CACHE_USAGE.cache_read_input_tokens;
     const record = await usageRecordOf(response.headers.get('x-request-id')!);
@@ -459,5 +491,221 @@ describe('a tenant key is enough', () => {
       type: 'error',
       error: { type: 'authentication_error', message: 'API key is unknown or revoked' },
     });
+  });
+});
+
+describe('usage records: the dialect and prompt-cache prices', () => {
+  it('records each call with its dialect, and /ops/usage groups by it', async () => {
+    const { tenantId, key: ownKey } = await newTenantKey('Dialects');
+    const anthropicClient = new Anthropic({ baseURL: routerUrl(), apiKey: ownKey, maxRetries: 0 });
+    const openaiClient = new OpenAI({ baseURL: `${routerUrl()}/v1`, apiKey: ownKey, maxRetries: 0 });
+    const message = await anthropicClient.messages.create({
+      model: openai.alias,
+      max_tokens: 50,
+      messages: [{ role: 'user', content: 'one two three' }],
+    }).withResponse();
+    const chat = await openaiClient.chat.completions.create({
+      model: openai.alias,
+      max_tokens: 50,
+      messages: [{ role: 'user', content: 'four five' }],
+    }).withResponse();
+    const messageRecord = await usageRecordOf(message.response.headers.get('x-request-id')!);
+    const chatRecord = await usageRecordOf(chat.response.headers.get('x-request-id')!);
+    expect(messageRecord.dialect).toBe('anthropic_messages');
+    expect(chatRecord.dialect).toBe('openai_chat');
+
+    const usage = await call(`/ops/usage?tenant_id=${tenantId}&group_by=dialect`, { headers: serviceHeaders() });
+    expect(usage.status).toBe(200);
+    const body = (await usage.json()) as { group_by: string[]; items: Record<string, unknown>[] };
+    expect(body.group_by).toEqual(['dialect']);
+    expect(body.items).toEqual([
+      {
+        dialect: 'anthropic_messages',
+        requests: 1,
+        prompt_tokens: messageRecord.prompt_tokens,
+        completion_tokens: messageRecord.completion_tokens,
+        cost_usd_micros: Number(messageRecord.cost_usd_micros),
+        cache_hits: 0,
+      },
+      {
+        dialect: 'openai_chat',
+        requests: 1,
+        prompt_tokens: chatRecord.prompt_tokens,
+        completion_tokens: chatRecord.completion_tokens,
+        cost_usd_micros: Number(chatRecord.cost_usd_micros),
+        cache_hits: 0,
+      },
+    ]);
+    const unknown = await call(`/ops/usage?tenant_id=${tenantId}&group_by=dialects`, { headers: serviceHeaders() });
+    expect(unknown.status).toBe(400);
+  });
+
+  it('charges Anthropic cache writes and reads at their own catalog prices (messages, pass-through)', async () => {
+    const { data, response } = await client.messages.create({
+      model: anthropicCached.alias,
+      max_tokens: 100,
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: 'cache me please' }],
+    }).withResponse();
+    expect(data.usage).toMatchObject(FAKE_CACHE_USAGE);
+    const write = FAKE_CACHE_USAGE.cache_creation_input_tokens;
+    const read = FAKE_CACHE_USAGE.cache_read_input_tokens;
+    const record = await usageRecordOf(response.headers.get('x-request-id')!);
+    expect(record).toMatchObject({
+      prompt_tokens: data.usage.input_tokens + write + read,
+      cache_write_tokens: write,
+      cache_read_tokens: read,
+      completion_tokens: data.usage.output_tokens,
+      cost_usd_micros: cachedCostOf({ input: data.usage.input_tokens, write, read, output: data.usage.output_tokens }),
+      dialect: 'anthropic_messages',
+    });
+  });
+
+  it('charges the same streamed, from message_start and message_delta', async () => {
+    const stream = client.messages.stream({
+      model: anthropicCached.alias,
+      max_tokens: 100,
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: 'stream the cache' }],
+    });
+    const message = await stream.finalMessage();
+    const { response } = await stream.withResponse();
+    const write = FAKE_CACHE_USAGE.cache_creation_input_tokens;
+    const read = FAKE_CACHE_USAGE.cache_read_input_tokens;
+    const record = await usageRecordOf(response.headers.get('x-request-id')!);
+    expect(record).toMatchObject({
+      cache_write_tokens: write,
+      cache_read_tokens: read,
+      cost_usd_micros: cachedCostOf({
+        input: message.usage.input_tokens,
+        write,
+        read,
+        output: message.usage.output_tokens,
+      }),
+    });
+  });
+
+  it("charges OpenAI's cached_tokens as cache reads at the read price (chat, streamed and not)", async () => {
+    const openaiClient = new OpenAI({ baseURL: `${routerUrl()}/v1`, apiKey: key, maxRetries: 0 });
+    const params = {
+      model: openaiCached.alias,
+      max_tokens: 50,
+      prompt_cache_key: 'agent-1',
+      messages: [{ role: 'user' as const, content: 'a cached prompt of six words' }],
+    };
+    const { data, response } = await openaiClient.chat.completions.create(params).withResponse();
+    expect(data.usage?.prompt_tokens_details?.cached_tokens).toBe(FAKE_CACHED_TOKENS);
+    const prompt = data.usage!.prompt_tokens;
+    const output = data.usage!.completion_tokens;
+    expect(await usageRecordOf(response.headers.get('x-request-id')!)).toMatchObject({
+      prompt_tokens: prompt,
+      cache_write_tokens: 0,
+      cache_read_tokens: FAKE_CACHED_TOKENS,
+      cost_usd_micros: cachedCostOf({ input: prompt - FAKE_CACHED_TOKENS, write: 0, read: FAKE_CACHED_TOKENS, output }),
+      dialect: 'openai_chat',
+    });
+
+    const streamed = await openaiClient.chat.completions.create({
+      ...params,
+      stream: true,
+      stream_options: { include_usage: true },
+    }).withResponse();
+    for await (const _chunk of streamed.data) { /* to the end */ }
+    expect(await usageRecordOf(streamed.response.headers.get('x-request-id')!)).toMatchObject({
+      cache_read_tokens: FAKE_CACHED_TOKENS,
+      cost_usd_micros: cachedCostOf({ input: prompt - FAKE_CACHED_TOKENS, write: 0, read: FAKE_CACHED_TOKENS, output }),
+    });
+  });
+});
+
+describe("GET /v1/models in the caller's dialect", () => {
+  it("answers the Anthropic SDK in Anthropic's list shape", async () => {
+    const page = await client.models.list();
+    const ids = page.data.map((model) => model.id);
+    expect(ids).toEqual(expect.arrayContaining([anthropic.alias, openai.alias]));
+    expect(page.data.find((model) => model.id === anthropic.alias)).toEqual({
+      type: 'model',
+      id: anthropic.alias,
+      display_name: anthropic.alias,
+      created_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/),
+    });
+    const raw = await call('/llm-router/v1/models', { headers: { 'x-api-key': key } });
+    const body = (await raw.json()) as { data: { id: string }[]; has_more: boolean; first_id: string; last_id: string };
+    expect(body).toMatchObject({ has_more: false, first_id: body.data[0].id, last_id: body.data.at(-1)!.id });
+  });
+
+  it("answers HEAD of the base URL (Claude Code's probe) with 200 and no body, without authentication", async () => {
+    const head = await call('/llm-router', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    const unknown = await call('/llm-router/nowhere', { method: 'HEAD' });
+    expect(unknown.status).toBe(404);
+  });
+
+  it("answers the OpenAI SDK in OpenAI's list shape", async () => {
+    const openaiClient = new OpenAI({ baseURL: `${routerUrl()}/v1`, apiKey: key, maxRetries: 0 });
+    const page = await openaiClient.models.list();
+    expect(page.data.find((model) => model.id === openai.alias)).toEqual({
+      id: openai.alias,
+      object: 'model',
+      created: expect.any(Number),
+      owned_by: 'switchyard',
+    });
+    // anthropic-version says Anthropic even with Bearer auth (Claude Code with ANTHROPIC_AUTH_TOKEN).
+    const versioned = await call('/llm-router/v1/models', {
+      headers: { authorization: `Bearer ${key}`, 'anthropic-version': '2023-06-01' },
+    });
+    expect(((await versioned.json()) as { data: { type: string }[] }).data[0].type).toBe('model');
+  });
+});
+
+describe('a /v1/messages stream the client cancels', () => {
+  it('is charged what was produced, and leaves nothing reserved', async () => {
+    const { tenantId, key: ownKey } = await newTenantKey('Messages cancel');
+    await sql`insert into public.budgets (tenant_id, scope, unit, period, limit_amount)
+              values (${tenantId}, 'tenant', 'usd_micros', 'total', 1000000)`;
+    const requestId = `cancel-${crypto.randomUUID()}`;
+    // message_start, content_block_start, ping and two text deltas, then the upstream holds the stream open.
+    fake.enqueue({ kind: 'stall_stream', afterChunks: 5 }, { match: { model: anthropic.upstreamModel } });
+    const cancelClient = new Anthropic({ baseURL: routerUrl(), apiKey: ownKey, maxRetries: 0 });
+    const stream = await cancelClient.messages.create({
+      model: anthropic.alias,
+      max_tokens: 100,
+      stream: true,
+      messages: [{ role: 'user', content: 'one two three four five six' }],
+    }, { headers: { 'x-request-id': requestId } });
+    let produced = '';
+    let inputTokens = 0;
+    for await (const event of stream) {
+      if (event.type === 'message_start') inputTokens = event.message.usage.input_tokens;
+      if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') produced += event.delta.text;
+      if (produced.split(' ').length === 2) break; // leaving the loop aborts the request
+    }
+    expect(produced).toBe('echo: one');
+
+    const record = await usageRecordOf(requestId);
+    expect(record).toMatchObject({
+      status: 'cancelled',
+      prompt_tokens: inputTokens,
+      completion_tokens: countTextTokens(produced),
+      cost_usd_micros: costOf(inputTokens, countTextTokens(produced)),
+      dialect: 'anthropic_messages',
+    });
+    const [reservation] = await sql<{ status: string }[]>`
+      select status from public.budget_reservations where request_id = ${requestId}`;
+    expect(reservation.status).toBe('settled');
+    const [counter] = await sql<{ reserved: number; spent: number }[]>`
+      select c.reserved::int, c.spent::int from public.usage_counters c
+      join public.budgets b on b.id = c.budget_id where b.tenant_id = ${tenantId}`;
+    expect(counter).toEqual({ reserved: 0, spent: Number(record.cost_usd_micros) });
+    // The router hung up on the upstream.
+    const upstream = await eventually(
+      () =>
+        fake.requests.filter((request) =>
+          request.fault === 'stall_stream' && request.model === anthropic.upstreamModel
+        ),
+      (calls) => calls.length === 1 && calls[0].closedEarly,
+    );
+    expect(upstream[0].closedEarly).toBe(true);
   });
 });

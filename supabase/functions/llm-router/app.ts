@@ -19,6 +19,9 @@ import { createRouterServices, type LlmRouterOptions } from './services.ts';
 export function createLlmRouterApp(deps: AppDependencies, options: LlmRouterOptions) {
   const services = createRouterServices(deps, options);
   const app = createFunctionApp('llm-router', deps, { errorFormat: 'openai' });
+  // Anthropic clients (Claude Code) probe the base URL with HEAD (Hono answers it as a GET without
+  // the body); Anthropic's API answers 200 without authentication.
+  app.get('/', (c) => c.body(null, 200));
   // Before authentication, so a 401 on an Anthropic route is in Anthropic's shape too.
   app.use('/v1/messages/*', answerErrorsAs('anthropic'));
   // Clients that can set only a base URL and a key (Claude Code, Codex) send a tenant key alone.

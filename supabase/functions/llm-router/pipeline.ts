@@ -9,6 +9,7 @@ import {
   recordCacheHit,
   storeCachedResponse,
 } from '../_shared/economics/response-cache.ts';
+import type { DialectName } from '../_shared/economics/ledger.ts';
 import { admitRequest, releaseRequest, settleRequest } from '../_shared/economics/saga.ts';
 import { HttpError } from '../_shared/errors.ts';
 import type { AppEnv } from '../_shared/hono-env.ts';
@@ -57,6 +58,8 @@ export interface Attempt<Wire> {
 
 /** What an endpoint supplies: its wire format in and out. Everything else is the pipeline's. */
 export interface Dialect<Wire, Answer> {
+  /** What usage records call this wire format (usage_records.dialect). */
+  name: DialectName;
   /** Validates the JSON body (HttpError 400 naming the field); headers for what a dialect forwards. */
   parse(body: unknown, headers: Headers): MeteredRequest<Wire>;
   /** The request with the token guard's lower output limit. */
@@ -131,8 +134,11 @@ async function runPipeline<Wire, Answer>(
     settleRequest(services.ledger, services.deps.logger, requestId, {
       model: candidate.model,
       provider: candidate.provider.slug,
+      dialect: dialect.name,
       promptTokens: usage.promptTokens ?? request.promptTokens,
       completionTokens: usage.completionTokens,
+      cacheWriteTokens: usage.cacheWriteTokens ?? 0,
+      cacheReadTokens: usage.cacheReadTokens ?? 0,
       latencyMs: now() - started,
       status,
     });
@@ -255,6 +261,7 @@ async function lookUpCache<Wire, Answer>(
     requestId,
     tenant,
     alias: request.alias,
+    dialect: dialect.name,
     promptTokens: usage.promptTokens ?? 0,
     completionTokens: usage.completionTokens,
     latencyMs: services.deps.clock.now().getTime() - started,

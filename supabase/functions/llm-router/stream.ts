@@ -12,6 +12,9 @@ export interface TokenUsage {
   /** Absent when the upstream did not report it: the estimate counted at parse time stands. */
   promptTokens?: number;
   completionTokens: number;
+  /** The parts of the prompt written to and read from the provider's prompt cache (absent: none). */
+  cacheWriteTokens?: number;
+  cacheReadTokens?: number;
 }
 
 /**

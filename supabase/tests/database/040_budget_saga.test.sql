@@ -2,7 +2,7 @@
 -- conservation invariant, settle's one core for reservations and leases, and
 -- RLS on the economics tables.
 begin;
-select plan(46);
+select plan(53);
 
 insert into public.tenants (id, name, slug) values
   ('eeeeeeee-0000-0000-0000-000000000001', 'Economics A', 'economics-a'),
@@ -44,6 +44,28 @@ select is((select spent from public.usage_counters where budget_id = 'bbbbbbbb-0
   300::bigint, 'a duplicate settle changes nothing');
 select is((select count(*)::int from public.usage_records where request_id = 'req-1'), 1, 'exactly one usage record');
 select is(public.settle_budget('never-reserved', 1, 1, 1, 'p', 'm') ->> 'status', 'unknown', 'settling an unknown request says so');
+
+-- Usage records carry the dialect and the prompt-cache parts of the prompt.
+select col_not_null('public', 'usage_records', 'dialect', 'usage_records.dialect is not null');
+select is((select dialect from public.usage_records where request_id = 'req-1'), 'openai_chat',
+  'a settlement that names no dialect records openai_chat (the column default)');
+insert into public.tenants (id, name, slug) values ('eeeeeeee-0000-0000-0000-000000000003', 'Economics C', 'economics-c');
+select is(public.reserve_budget('req-dialect', 'eeeeeeee-0000-0000-0000-000000000003', null, 'claude-test', 10, 10) ->> 'status',
+  'reserved', 'a request of a tenant without budgets is reserved');
+select is(public.settle_budgets('[{"request_id": "req-dialect", "prompt_tokens": 10, "completion_tokens": 2,
+    "cache_write_tokens": 3, "cache_read_tokens": 4, "cost_usd_micros": 9, "provider": "anthropic",
+    "upstream_model": "claude", "dialect": "anthropic_messages"}]'::jsonb) -> 0 ->> 'status', 'settled',
+  'a settlement with its dialect and cache tokens applies');
+select results_eq($$select dialect, cache_write_tokens, cache_read_tokens from public.usage_records where request_id = 'req-dialect'$$,
+  $$values ('anthropic_messages'::text, 3, 4)$$, 'the usage record keeps the dialect and the cache writes and reads');
+select throws_ok($$insert into public.usage_records (request_id, tenant_id, dialect)
+    values ('req-soap', 'eeeeeeee-0000-0000-0000-000000000003', 'soap')$$,
+  '23514', 'new row for relation "usage_records" violates check constraint "usage_records_dialect_check"',
+  'a dialect the router does not speak is refused');
+select throws_ok($$insert into public.usage_records (request_id, tenant_id, prompt_tokens, cache_read_tokens)
+    values ('req-overcached', 'eeeeeeee-0000-0000-0000-000000000003', 2, 3)$$,
+  '23514', 'new row for relation "usage_records" violates check constraint "usage_records_check"',
+  'cache writes and reads are parts of the prompt, never more than it');
 
 -- Settle above the estimate: the excess is overflow, never over the limit.
 select is(public.reserve_budget('req-4', 'eeeeeeee-0000-0000-0000-000000000001', null, 'gpt-test', 600, 10) ->> 'status',

@@ -2,7 +2,7 @@
 -- purges a rolled-up day's records, grouped as asked, and only the caller's
 -- tenant through RLS.
 begin;
-select plan(9);
+select plan(10);
 
 insert into public.tenants (id, name, slug) values
   ('dddddddd-0000-0000-0000-000000000062', 'Summary A', 'summary-a'),
@@ -39,6 +39,8 @@ select results_eq($$select model, requests, prompt_tokens, completion_tokens, co
     from public.usage_summary('dddddddd-0000-0000-0000-000000000062', null, null, array['model'])$$,
   'select model, requests, prompt_tokens, completion_tokens, cost_usd_micros, cache_hits from summary_before',
   'after the purge the totals are the same: the purged day comes from usage_daily');
+select results_eq($$select dialect, requests from public.usage_summary('dddddddd-0000-0000-0000-000000000062', null, null, array['dialect'])$$,
+  $$values ('openai_chat'::text, 6::bigint)$$, 'grouped by dialect, the purged day keeps its dialect in usage_daily');
 select results_eq($$select requests, cost_usd_micros from public.usage_summary('dddddddd-0000-0000-0000-000000000062',
     ((select today from summary_days) - 10)::timestamp at time zone 'UTC',
     ((select today from summary_days) - 9)::timestamp at time zone 'UTC', '{}')$$,

@@ -104,7 +104,11 @@ export function handleAnthropicMessages(rawBody: unknown, env: HandlerEnv): Fake
     );
   }
   const body = parsed.data;
-  const badRole = body.messages.find((m) => m.role !== 'user' && m.role !== 'assistant');
+  // System turns between messages come with the beta Claude Code sends (mid-conversation-system-…).
+  const systemTurns = env.anthropicBetas.some((beta) => beta.startsWith('mid-conversation-system'));
+  const badRole = body.messages.find((m) =>
+    m.role !== 'user' && m.role !== 'assistant' && !(systemTurns && m.role === 'system')
+  );
   if (badRole) {
     return anthropicError(
       400,

@@ -6,6 +6,8 @@ export type FakeFault =
   | { kind: 'status'; status: number; retryAfterSeconds?: number; message?: string }
   | { kind: 'delay'; ms: number }
   | { kind: 'cut_stream'; afterChunks: number }
+  /** Sends this many stream events, then holds the connection open until the caller leaves. */
+  | { kind: 'stall_stream'; afterChunks: number }
   | { kind: 'hang' };
 
 export interface FaultMatch {
@@ -37,6 +39,7 @@ export const fakeFaultSchema = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('delay'), ms: z.number().int().nonnegative() }),
   z.object({ kind: z.literal('cut_stream'), afterChunks: z.number().int().nonnegative() }),
+  z.object({ kind: z.literal('stall_stream'), afterChunks: z.number().int().nonnegative() }),
   z.object({ kind: z.literal('hang') }),
 ]);
 

@@ -116,7 +116,7 @@ export function handleOpenAIChat(route: FakeRoute, rawBody: unknown, env: Handle
   const result = answer(conversationOf(body));
   const n = body.n ?? 1;
   const id = `chatcmpl-fake-${env.seq}`;
-  const usage = usageOf(result);
+  const usage = usageOf(result, rawBody);
   if (body.stream !== true) {
     const choices = Array.from({ length: n }, (_, index) => ({
       index,
@@ -168,11 +168,16 @@ export function handleOpenAIChat(route: FakeRoute, rawBody: unknown, env: Handle
   return sse(events);
 }
 
-function usageOf(result: FakeAnswer): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+/** Prompt tokens the fake reports as read from OpenAI's prompt cache when the request names a prompt_cache_key. */
+export const FAKE_CACHED_TOKENS = 2;
+
+function usageOf(result: FakeAnswer, rawBody: unknown) {
+  const keyed = typeof rawBody === 'object' && rawBody !== null && 'prompt_cache_key' in rawBody;
   return {
     prompt_tokens: result.promptTokens,
     completion_tokens: result.completionTokens,
     total_tokens: result.promptTokens + result.completionTokens,
+    ...(keyed ? { prompt_tokens_details: { cached_tokens: Math.min(FAKE_CACHED_TOKENS, result.promptTokens) } } : {}),
   };
 }
 

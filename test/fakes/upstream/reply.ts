@@ -28,6 +28,8 @@ export interface HandlerEnv {
   embeddingDimensions: number;
   /** Words per streamed text chunk (OpenAI format), like a real model's several tokens a chunk. */
   wordsPerChunk: number;
+  /** The request's anthropic-beta features. */
+  anthropicBetas: string[];
 }
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): FakeReply {

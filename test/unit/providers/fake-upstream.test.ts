@@ -78,6 +78,24 @@ describe('fake upstream: authentication as each provider does it', () => {
     });
   });
 
+  it('Anthropic: system turns between messages only with the mid-conversation-system beta', async () => {
+    const body = {
+      model: 'claude',
+      max_tokens: 10,
+      messages: [{ role: 'user', content: 'hi' }, { role: 'system', content: 'be brief' }],
+    };
+    const headers = { 'x-api-key': KEY, 'anthropic-version': '2023-06-01' };
+    const refused = await post('/v1/messages', headers, body);
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({ error: { message: expect.stringMatching(/Unexpected role "system"/) } });
+    const beta = await post(
+      '/v1/messages',
+      { ...headers, 'anthropic-beta': 'mid-conversation-system-2026-04-07' },
+      body,
+    );
+    expect(beta.status).toBe(200);
+  });
+
   it('Gemini: 403 without a key, 400 API_KEY_INVALID with a wrong one, ?key= accepted', async () => {
     const body = { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
     const path = '/v1beta/models/gemini-2.0-flash:generateContent';

@@ -232,7 +232,8 @@ describe('ForwardedMessagesStream', () => {
     const source = new ForwardedMessagesStream(sse(events), 'anthropic');
     const out = await drain(source);
     expect(out).toBe(events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join(''));
-    expect(source.usage()).toEqual({ promptTokens: 10, completionTokens: 9 });
+    // message_start's input (7) includes the 3 read from the prompt cache.
+    expect(source.usage()).toEqual({ promptTokens: 10, cacheWriteTokens: 0, cacheReadTokens: 3, completionTokens: 9 });
   });
 
   it('charges a stream cut before message_delta what it sent', async () => {
@@ -240,6 +241,8 @@ describe('ForwardedMessagesStream', () => {
     await drain(source);
     expect(source.usage()).toEqual({
       promptTokens: 10,
+      cacheWriteTokens: 0,
+      cacheReadTokens: 3,
       completionTokens: countTextTokens('one two three four five six'),
     });
   });

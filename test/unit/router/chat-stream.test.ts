@@ -51,7 +51,7 @@ describe('streamed chat from an OpenAI-format upstream', () => {
       ['chatcmpl-req_1', 42, 'public-alias'],
     ]);
     expect(events.map((event) => event.choices[0].delta.content).join('')).toBe('hello');
-    expect(source.usage()).toEqual({ promptTokens: 3, completionTokens: 2 });
+    expect(source.usage()).toEqual({ promptTokens: 3, completionTokens: 2, cacheReadTokens: 0 });
   });
 
   it('sends the usage chunk at the end when the caller asked for it', async () => {

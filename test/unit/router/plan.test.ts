@@ -43,6 +43,8 @@ function model(id: string, providerSlug: string, alias: string, overrides: Parti
     upstreamModel: `${id}-upstream`,
     inputCostPerMillion: 1_000_000,
     outputCostPerMillion: 2_000_000,
+    cacheWriteCostPerMillion: 1_000_000,
+    cacheReadCostPerMillion: 1_000_000,
     contextWindow: 1000,
     maxOutputTokens: 500,
     capabilities: new Set<ModelCapability>(['chat', 'stream']),
@@ -139,6 +141,15 @@ describe('planRoute without a policy', () => {
       () => planRoute(catalog, { ...request, promptTokens: 90, maxOutputTokens: 20 }, options),
       'context_length_exceeded',
       /maximum context length is 100 tokens.*110 tokens/,
+    );
+  });
+
+  it("refuses max_tokens above every model's output limit naming max_tokens and the limit", () => {
+    const catalog = snapshot([provider('a')], [model('m', 'a', 'chat', { maxOutputTokens: 4096 })]);
+    expectHttpError(
+      () => planRoute(catalog, { ...request, maxOutputTokens: 32000 }, options),
+      'validation_failed',
+      /^max_tokens: 32000 is more than the model `chat` can produce \(at most 4096 output tokens\)\.$/,
     );
   });
 

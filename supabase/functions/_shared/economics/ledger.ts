@@ -47,10 +47,21 @@ export type ReserveAnswer =
   }
   | ({ status: 'rate_limited'; rate_limit_id: string } & RateLimitStatus);
 
+/**
+ * The wire format a metered request was made in, as usage records carry it.
+ * A new dialect adds its name here and to the check constraint of
+ * usage_records.dialect (migration 20261123000600_economics.sql).
+ */
+export type DialectName = 'openai_chat' | 'openai_embeddings' | 'anthropic_messages';
+
 export interface Settlement {
   request_id: string;
   prompt_tokens: number;
   completion_tokens: number;
+  /** The parts of prompt_tokens written to and read from the provider's prompt cache. */
+  cache_write_tokens: number;
+  cache_read_tokens: number;
+  dialect: DialectName;
   cost_usd_micros: number;
   provider: string;
   upstream_model: string;

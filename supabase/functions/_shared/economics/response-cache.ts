@@ -1,5 +1,6 @@
 import type { TenantContext } from '../auth/tenant.ts';
 import type { Database } from '../db.ts';
+import type { DialectName } from './ledger.ts';
 import { HttpError } from '../errors.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse } from '../openai/types.ts';
 
@@ -77,6 +78,7 @@ export interface CacheHit {
   requestId: string;
   tenant: TenantContext;
   alias: string;
+  dialect: DialectName;
   promptTokens: number;
   completionTokens: number;
   latencyMs: number;
@@ -92,7 +94,7 @@ export async function recordCacheHit(db: Database, hit: CacheHit): Promise<boole
     select public.record_cache_hit(${hit.requestId}, ${tenant.tenantId}, ${tenant.apiKeyId ?? null}, ${
     tenant.userId ?? null
   },
-      ${hit.alias}, ${hit.promptTokens}, ${hit.completionTokens}, ${Math.round(hit.latencyMs)}) as hit`;
+      ${hit.alias}, ${hit.promptTokens}, ${hit.completionTokens}, ${Math.round(hit.latencyMs)}, ${hit.dialect}) as hit`;
   return recorded?.hit != null;
 }
 

@@ -4,8 +4,8 @@
 import type { Logger } from '../logger.ts';
 import type { ModelRecord } from '../router/catalog.ts';
 import { controlBucket, type RoutePlan } from '../router/plan.ts';
-import type { BudgetLedger, RateLimitStatus, ReserveAnswer } from './ledger.ts';
-import { actualCost, affordableOutputTokens, estimateCost } from './pricing.ts';
+import type { BudgetLedger, DialectName, RateLimitStatus, ReserveAnswer } from './ledger.ts';
+import { actualCost, affordableOutputTokens, estimateCost, type PricedUsage } from './pricing.ts';
 
 export interface AdmissionRequest {
   requestId: string;
@@ -113,11 +113,10 @@ export async function admitRequest(ledger: BudgetLedger, input: AdmissionRequest
   return { status: 'over_budget' };
 }
 
-export interface UsageOutcome {
+export interface UsageOutcome extends PricedUsage {
   model: ModelRecord;
   provider: string;
-  promptTokens: number;
-  completionTokens: number;
+  dialect: DialectName;
   latencyMs: number;
   status: 'succeeded' | 'cancelled';
 }
@@ -129,11 +128,19 @@ export async function settleRequest(
   requestId: string,
   outcome: UsageOutcome,
 ): Promise<void> {
+  // Cache writes and reads are part of the prompt (an estimated prompt may count fewer).
+  const usage = {
+    ...outcome,
+    promptTokens: Math.max(outcome.promptTokens, outcome.cacheWriteTokens + outcome.cacheReadTokens),
+  };
   const answer = await ledger.settle({
     request_id: requestId,
-    prompt_tokens: outcome.promptTokens,
-    completion_tokens: outcome.completionTokens,
-    cost_usd_micros: actualCost(outcome.model, outcome.promptTokens, outcome.completionTokens),
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    cache_write_tokens: usage.cacheWriteTokens,
+    cache_read_tokens: usage.cacheReadTokens,
+    dialect: outcome.dialect,
+    cost_usd_micros: actualCost(outcome.model, usage),
     provider: outcome.provider,
     upstream_model: outcome.model.upstreamModel,
     latency_ms: Math.round(outcome.latencyMs),

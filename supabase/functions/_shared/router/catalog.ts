@@ -29,6 +29,9 @@ export interface ModelRecord {
   /** USD micro-units per million tokens. */
   inputCostPerMillion: number;
   outputCostPerMillion: number;
+  /** Prompt-cache writes and reads; the input price when the catalog sets none. */
+  cacheWriteCostPerMillion: number;
+  cacheReadCostPerMillion: number;
   contextWindow: number;
   maxOutputTokens: number;
   capabilities: ReadonlySet<ModelCapability>;
@@ -125,6 +128,8 @@ interface ModelRow {
   upstream_model: string;
   input_cost_per_million: number;
   output_cost_per_million: number;
+  cache_write_cost_per_million: number;
+  cache_read_cost_per_million: number;
   context_window: number;
   max_output_tokens: number;
   capabilities: ModelCapability[];
@@ -181,7 +186,10 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
       from public.llm_providers`,
         tx<ModelRow[]>`
       select id, provider_id, alias, upstream_model, input_cost_per_million::float8 as input_cost_per_million,
-             output_cost_per_million::float8 as output_cost_per_million, context_window, max_output_tokens,
+             output_cost_per_million::float8 as output_cost_per_million,
+             coalesce(cache_write_cost_per_million, input_cost_per_million)::float8 as cache_write_cost_per_million,
+             coalesce(cache_read_cost_per_million, input_cost_per_million)::float8 as cache_read_cost_per_million,
+             context_window, max_output_tokens,
              capabilities, priority, enabled
       from public.llm_models`,
         tx<PolicyRow[]>`
@@ -229,6 +237,8 @@ export async function loadCatalog(db: Database, now: Date): Promise<CatalogSnaps
       upstreamModel: row.upstream_model,
       inputCostPerMillion: row.input_cost_per_million,
       outputCostPerMillion: row.output_cost_per_million,
+      cacheWriteCostPerMillion: row.cache_write_cost_per_million,
+      cacheReadCostPerMillion: row.cache_read_cost_per_million,
       contextWindow: row.context_window,
       maxOutputTokens: row.max_output_tokens,
       capabilities: new Set(row.capabilities),

@@ -260,9 +260,20 @@ export function planRoute(snapshot: CatalogSnapshot, request: RouteRequest, opti
     );
   }
 
-  const fitting = capable.filter(({ model }) =>
-    request.promptTokens + (request.maxOutputTokens ?? 0) <= model.contextWindow &&
-    (request.maxOutputTokens === undefined || request.maxOutputTokens <= model.maxOutputTokens)
+  const { maxOutputTokens } = request;
+  const withinOutput = capable.filter(({ model }) =>
+    maxOutputTokens === undefined || maxOutputTokens <= model.maxOutputTokens
+  );
+  if (withinOutput.length === 0) {
+    const most = Math.max(...capable.map(({ model }) => model.maxOutputTokens));
+    throw new HttpError(
+      'validation_failed',
+      `max_tokens: ${maxOutputTokens} is more than the model \`${request.alias}\` can produce (at most ${most} output tokens).`,
+      { param: 'max_tokens' },
+    );
+  }
+  const fitting = withinOutput.filter(({ model }) =>
+    request.promptTokens + (maxOutputTokens ?? 0) <= model.contextWindow
   );
   if (fitting.length === 0) {
     const largest = Math.max(...capable.map(({ model }) => model.contextWindow));

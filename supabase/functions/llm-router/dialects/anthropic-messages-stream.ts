@@ -3,7 +3,7 @@
 // message_delta) and for the end; from any other upstream the adapter's chat
 // chunks become Anthropic's events (message_start, content_block_start/delta/stop,
 // message_delta, message_stop).
-import { anthropicPromptTokens } from '../../_shared/providers/anthropic/usage.ts';
+import { anthropicPromptUsage } from '../../_shared/providers/anthropic/usage.ts';
 import { anthropicStreamEventSchema } from '../../_shared/providers/anthropic/wire.ts';
 import { anthropicErrorFromObject } from '../../_shared/providers/anthropic/errors.ts';
 import { anthropicTypeFor } from '../../_shared/errors.ts';
@@ -15,6 +15,7 @@ import { countTextTokens } from '../../_shared/router/tokens.ts';
 import { parseSseStream, type SseEvent, SseLineParser } from '../../_shared/sse.ts';
 import type { StreamSource, TokenUsage } from '../stream.ts';
 import { anthropicUsageOf, stopReasonOf } from './anthropic-translate.ts';
+import { chatTokenUsage } from './common.ts';
 
 const encoder = new TextEncoder();
 const NOTHING = new Uint8Array(0);
@@ -31,7 +32,7 @@ export class ForwardedMessagesStream implements StreamSource {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   private readonly decoder = new TextDecoder();
   private readonly events = new SseLineParser();
-  private promptTokens: number | undefined;
+  private prompt: Omit<TokenUsage, 'completionTokens'> = {};
   private completionTokens = 0;
   /** Anthropic reports output tokens at the end (message_delta); a stream cut before it is charged what was sent. */
   private finalUsage = false;
@@ -71,7 +72,7 @@ export class ForwardedMessagesStream implements StreamSource {
       if (!parsed.success) continue;
       const { type, message, usage, delta } = parsed.data;
       if (type === 'message_start' && message?.usage) {
-        this.promptTokens = anthropicPromptTokens(message.usage);
+        this.prompt = anthropicPromptUsage(message.usage);
         this.completionTokens = message.usage.output_tokens ?? 0;
       } else if (type === 'content_block_delta' && delta) {
         const piece = delta.text ?? delta.partial_json ?? (delta as { thinking?: unknown }).thinking;
@@ -80,7 +81,7 @@ export class ForwardedMessagesStream implements StreamSource {
         this.finalUsage = true;
         // Cumulative; newer API versions repeat the input counts here.
         if (usage.output_tokens != null) this.completionTokens = usage.output_tokens;
-        if (usage.input_tokens != null) this.promptTokens = anthropicPromptTokens(usage);
+        if (usage.input_tokens != null) this.prompt = anthropicPromptUsage(usage);
       } else if (type === 'message_stop') this.stopped = true;
       else if (type === 'error') this.forwardedError ??= anthropicErrorFromObject(parsed.data);
     }
@@ -90,7 +91,7 @@ export class ForwardedMessagesStream implements StreamSource {
     const completionTokens = this.finalUsage
       ? this.completionTokens
       : Math.max(this.completionTokens, countTextTokens(this.produced));
-    return { promptTokens: this.promptTokens, completionTokens };
+    return { ...this.prompt, completionTokens };
   }
 
   end(): Uint8Array {
@@ -208,9 +209,7 @@ export class TranslatedMessagesStream implements StreamSource {
   }
 
   usage(): TokenUsage {
-    const reported = this.translator.usage();
-    if (reported) return { promptTokens: reported.prompt_tokens, completionTokens: reported.completion_tokens };
-    return { completionTokens: countTextTokens(this.produced) };
+    return chatTokenUsage(this.translator.usage(), () => countTextTokens(this.produced));
   }
 
   end(): Uint8Array {

@@ -4,7 +4,7 @@
 // goes through that provider's chat adapter (anthropic-translate.ts).
 import { type AnthropicMessagesRequest, parseAnthropicMessagesRequest } from '../../_shared/anthropic/schemas.ts';
 import { ANTHROPIC_PROVIDER_NAME, anthropicHeaders, anthropicUrl } from '../../_shared/providers/anthropic/api.ts';
-import { anthropicPromptTokens } from '../../_shared/providers/anthropic/usage.ts';
+import { anthropicPromptUsage } from '../../_shared/providers/anthropic/usage.ts';
 import { anthropicMessageResponseSchema } from '../../_shared/providers/anthropic/wire.ts';
 import { getProviderAdapter } from '../../_shared/providers/registry.ts';
 import type { UpstreamRequest } from '../../_shared/providers/types.ts';
@@ -15,7 +15,7 @@ import type { Attempt, Dialect } from '../pipeline.ts';
 import type { TokenUsage } from '../stream.ts';
 import { ForwardedMessagesStream, TranslatedMessagesStream } from './anthropic-messages-stream.ts';
 import { estimateAnthropicPromptTokens, toAnthropicMessage, toChatRequest } from './anthropic-translate.ts';
-import { chatCallContext, mapped, validated } from './common.ts';
+import { chatCallContext, chatTokenUsage, mapped, validated } from './common.ts';
 import type { RateLimitStatus } from '../../_shared/economics/ledger.ts';
 
 /** The validated request, the client's JSON as it came (what a pass-through sends), and the headers it forwards. */
@@ -85,6 +85,7 @@ export function anthropicRateLimitHeaders(status: RateLimitStatus, now: Date): R
 }
 
 export const anthropicMessages: Dialect<MessagesWire, MessagesAnswer> = {
+  name: 'anthropic_messages',
   parse(body, headers) {
     const request = validated(parseAnthropicMessagesRequest(body));
     const wire: MessagesWire = {
@@ -120,19 +121,13 @@ export const anthropicMessages: Dialect<MessagesWire, MessagesAnswer> = {
       const { usage } = readUpstreamBody(anthropicMessageResponseSchema, body, ANTHROPIC_PROVIDER_NAME);
       return {
         body: body as Record<string, unknown>,
-        usage: { promptTokens: anthropicPromptTokens(usage), completionTokens: usage.output_tokens ?? 0 },
+        usage: { ...anthropicPromptUsage(usage), completionTokens: usage.output_tokens ?? 0 },
       };
     }
     const chat = adapterOf(attempt).parseChatResponse(body, chatCallContext(attempt, true));
     const message = toAnthropicMessage(chat, messageId(attempt), attempt.request.alias);
     const text = chat.choices.map((choice) => choice.message.content ?? '').join('');
-    return {
-      body: message,
-      usage: {
-        promptTokens: chat.usage?.prompt_tokens,
-        completionTokens: chat.usage?.completion_tokens ?? countTextTokens(text),
-      },
-    };
+    return { body: message, usage: chatTokenUsage(chat.usage, () => countTextTokens(text)) };
   },
   usage: (answer) => answer.usage,
   render: (c, answer) => c.json(answer.body),

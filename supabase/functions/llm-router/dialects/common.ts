@@ -1,10 +1,13 @@
 // What every dialect does at its edges: refuse a body that failed validation,
-// and turn an adapter's mapping refusal into the caller's 400.
+// turn an adapter's mapping refusal into the caller's 400, and read an
+// OpenAI-format usage for settlement.
 import { HttpError } from '../../_shared/errors.ts';
 import type { ParseResult } from '../../_shared/openai/schemas.ts';
+import type { Usage } from '../../_shared/openai/types.ts';
 import { RequestMappingError } from '../../_shared/providers/errors.ts';
 import type { ChatCallContext } from '../../_shared/providers/types.ts';
 import type { Attempt } from '../pipeline.ts';
+import type { TokenUsage } from '../stream.ts';
 
 /** The validated request, or the 400 naming the field. */
 export function validated<T>(parsed: ParseResult<T>): T {
@@ -39,5 +42,18 @@ export function chatCallContext(
     created,
     includeUsage,
     defaultMaxTokens: model.maxOutputTokens,
+  };
+}
+
+/**
+ * An OpenAI-format usage as the pipeline's: `cached_tokens` are prompt-cache
+ * reads, inside prompt_tokens (OpenAI reports no cache writes). Without a
+ * reported count, the tokens produced are counted.
+ */
+export function chatTokenUsage(usage: Usage | undefined, countProduced: () => number): TokenUsage {
+  return {
+    promptTokens: usage?.prompt_tokens,
+    completionTokens: usage?.completion_tokens ?? countProduced(),
+    cacheReadTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
   };
 }

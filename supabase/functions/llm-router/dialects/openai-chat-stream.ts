@@ -18,6 +18,7 @@ import { streamInterruptedError } from '../../_shared/providers/upstream-errors.
 import { countTextTokens } from '../../_shared/router/tokens.ts';
 import { parseSseStream, type SseEvent, SseLineParser } from '../../_shared/sse.ts';
 import type { StreamSource, TokenUsage } from '../stream.ts';
+import { chatTokenUsage } from './common.ts';
 
 const encoder = new TextEncoder();
 const DONE = encoder.encode('data: [DONE]\n\n');
@@ -65,10 +66,10 @@ abstract class ChatStream implements StreamSource {
   abstract next(): Promise<Uint8Array | undefined>;
 
   usage(): TokenUsage {
-    const reported = this.translator.usage();
-    if (reported) return { promptTokens: reported.prompt_tokens, completionTokens: reported.completion_tokens };
-    const produced = this.sent.map((json) => chunkText(JSON.parse(json) as ChatCompletionChunk)).join('');
-    return { completionTokens: countTextTokens(produced) };
+    return chatTokenUsage(
+      this.translator.usage(),
+      () => countTextTokens(this.sent.map((json) => chunkText(JSON.parse(json) as ChatCompletionChunk)).join('')),
+    );
   }
 
   end(): Uint8Array {

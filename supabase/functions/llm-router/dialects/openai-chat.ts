@@ -8,7 +8,7 @@ import type { ModelCapability } from '../../_shared/router/catalog.ts';
 import { isInvalidJson, isRefusal } from '../../_shared/router/quality-signals.ts';
 import { countPromptTokens, countTextTokens, hasImages } from '../../_shared/router/tokens.ts';
 import type { Attempt, Dialect } from '../pipeline.ts';
-import { chatCallContext, mapped, validated } from './common.ts';
+import { chatCallContext, chatTokenUsage, mapped, validated } from './common.ts';
 import { chatStreamSource, sseResponse } from './openai-chat-stream.ts';
 
 function requiredCapabilities(request: ChatCompletionRequest): ModelCapability[] {
@@ -28,6 +28,7 @@ export function chatContext(attempt: Attempt<ChatCompletionRequest>): ChatCallCo
 const adapterOf = (attempt: Attempt<ChatCompletionRequest>) => getProviderAdapter(attempt.candidate.provider.kind);
 
 export const openAIChat: Dialect<ChatCompletionRequest, ChatCompletionResponse> = {
+  name: 'openai_chat',
   parse(body) {
     const wire = validated(parseChatCompletionRequest(body));
     const promptTokens = countPromptTokens(wire.messages, wire.tools);
@@ -39,11 +40,11 @@ export const openAIChat: Dialect<ChatCompletionRequest, ChatCompletionResponse> 
   upstreamRequest: (attempt) =>
     mapped(() => adapterOf(attempt).buildChatRequest(attempt.request.wire, chatContext(attempt))),
   answer: (body, attempt) => adapterOf(attempt).parseChatResponse(body, chatContext(attempt)),
-  usage: (answer) => ({
-    promptTokens: answer.usage?.prompt_tokens,
-    completionTokens: answer.usage?.completion_tokens ??
-      countTextTokens(answer.choices.map((choice) => choice.message.content ?? '').join('')),
-  }),
+  usage: (answer) =>
+    chatTokenUsage(
+      answer.usage,
+      () => countTextTokens(answer.choices.map((choice) => choice.message.content ?? '').join('')),
+    ),
   render: (c, answer) => c.json(answer),
   outcome(request, answer) {
     const choice = answer.choices[0];

@@ -26,6 +26,7 @@ function embeddingsAdapter(attempt: Attempt<EmbeddingsRequest>) {
 }
 
 export const openAIEmbeddings: Dialect<EmbeddingsRequest, EmbeddingsResponse> = {
+  name: 'openai_embeddings',
   parse(body) {
     const wire = validated(parseEmbeddingsRequest(body));
     const promptTokens = countInputTokens(wire.input);

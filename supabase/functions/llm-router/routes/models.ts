@@ -4,10 +4,27 @@ import type { ModelsList } from '../../_shared/openai/types.ts';
 import type { ModelRecord } from '../../_shared/router/catalog.ts';
 import { requestTenant, type RouterServices } from '../services.ts';
 
+/** Anthropic clients send anthropic-version, and their key as x-api-key; OpenAI clients neither. */
+function speaksAnthropic(headers: Headers): boolean {
+  return headers.has('anthropic-version') || headers.has('x-api-key');
+}
+
+/** Anthropic's model list (GET /v1/models): every alias on one page. */
+function anthropicModelsList(ids: string[], loadedAt: Date) {
+  const createdAt = loadedAt.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return {
+    data: ids.map((id) => ({ type: 'model', id, display_name: id, created_at: createdAt })),
+    has_more: false,
+    first_id: ids[0] ?? null,
+    last_id: ids.at(-1) ?? null,
+  };
+}
+
 /**
  * GET /v1/models: the aliases this caller can ask for and get an answer:
  * served by an enabled model whose enabled provider has an active key in the
- * vault (the tenant's or a global one), directly or through a policy.
+ * vault (the tenant's or a global one), directly or through a policy. In
+ * Anthropic's list shape for a caller that speaks Anthropic, else OpenAI's.
  */
 export function modelRoutes(services: RouterServices) {
   const app = new Hono<AppEnv>();
@@ -29,10 +46,12 @@ export function modelRoutes(services: RouterServices) {
       const viaTargets = policy.targets.some((target) => servable(snapshot.models.get(target.modelId)));
       if (viaTargets || policy.fallbackAliases.some((alias) => usable.has(alias))) usable.add(policy.modelAlias);
     }
+    const ids = [...usable].sort();
+    if (speaksAnthropic(c.req.raw.headers)) return c.json(anthropicModelsList(ids, snapshot.loadedAt));
     const created = Math.floor(snapshot.loadedAt.getTime() / 1000);
     const list: ModelsList = {
       object: 'list',
-      data: [...usable].sort().map((id) => ({ id, object: 'model', created, owned_by: 'switchyard' })),
+      data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'switchyard' })),
     };
     return c.json(list);
   });

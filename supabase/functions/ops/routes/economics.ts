@@ -49,7 +49,7 @@ const rateLimitBody = z.object({
 });
 
 // The groups GET /ops/usage accepts; public.usage_summary answers a column for each.
-const groupNames = ['provider', 'model', 'key', 'upstream_model'] as const;
+const groupNames = ['provider', 'model', 'key', 'upstream_model', 'dialect'] as const;
 type GroupName = (typeof groupNames)[number];
 
 interface UsageSummaryRow extends Record<GroupName, string | null> {
@@ -65,6 +65,7 @@ const emptyUsage: UsageSummaryRow = {
   model: null,
   key: null,
   upstream_model: null,
+  dialect: null,
   requests: 0,
   prompt_tokens: 0,
   completion_tokens: 0,
@@ -80,7 +81,7 @@ const usageQuery = z.object({
     if (unknown.length > 0) {
       ctx.addIssue({
         code: 'custom',
-        message: `unknown group ${unknown.join(', ')}; use provider, model, key, upstream_model`,
+        message: `unknown group ${unknown.join(', ')}; use ${groupNames.join(', ')}`,
       });
       return z.NEVER;
     }
@@ -174,7 +175,7 @@ export function economicsRoutes(deps: AppDependencies) {
     const groups = query.group_by;
     const summary = await withIdentity(deps.db, databaseIdentityOf(c.get('caller')), (tx) =>
       tx<UsageSummaryRow[]>`
-        select provider, model, key, upstream_model, requests::float8 as requests, prompt_tokens::float8 as prompt_tokens,
+        select provider, model, key, upstream_model, dialect, requests::float8 as requests, prompt_tokens::float8 as prompt_tokens,
                completion_tokens::float8 as completion_tokens, cost_usd_micros::float8 as cost_usd_micros,
                cache_hits::float8 as cache_hits
         from public.usage_summary(${query.tenant_id}, ${query.from ?? null}, ${query.to ?? null}, ${groups})`);

@@ -9,6 +9,15 @@ export function anthropicPromptTokens(usage: AnthropicUsage): number {
   return (usage.input_tokens ?? 0) + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0);
 }
 
+/** The prompt by price: all of it, and the parts written to and read from the prompt cache. */
+export function anthropicPromptUsage(usage: AnthropicUsage) {
+  return {
+    promptTokens: anthropicPromptTokens(usage),
+    cacheWriteTokens: usage.cache_creation_input_tokens ?? 0,
+    cacheReadTokens: usage.cache_read_input_tokens ?? 0,
+  };
+}
+
 export function anthropicUsageToOpenAI(promptTokens: number, completionTokens: number, cachedTokens: number): Usage {
   const usage: Usage = {
     prompt_tokens: promptTokens,
