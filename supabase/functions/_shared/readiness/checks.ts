@@ -51,6 +51,7 @@ export async function runChecks(
     capabilities: () => (detected ??= detectCapabilities(deps.db)),
   };
   return await Promise.all(checks.map(async (check) => {
+    // A duration for the logs/metrics, not a time of day: the monotonic clock, nothing a test needs to move.
     const started = performance.now();
     let outcome: CheckOutcome;
     try {

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import { HttpError } from '../errors.ts';
 import { UpstreamFailureError } from '../providers/errors.ts';
 import type { ProviderAdapter, UpstreamRequest } from '../providers/types.ts';
@@ -109,11 +110,14 @@ export async function exchangeJson(
   provider: ProviderRecord,
   adapter: Pick<ProviderAdapter, 'parseError'>,
   clientSignal: AbortSignal,
+  clock: Clock,
 ): Promise<unknown> {
   const exchange = await sendUpstream(fetchImpl, request, providerLimits(provider), clientSignal, provider.slug);
   const text = await readUpstreamText(exchange, clientSignal, provider.slug);
   if (!exchange.response.ok) {
-    throw new UpstreamFailureError(adapter.parseError(exchange.response.status, text, exchange.response.headers));
+    throw new UpstreamFailureError(
+      adapter.parseError(exchange.response.status, text, exchange.response.headers, clock.now().getTime()),
+    );
   }
   try {
     return JSON.parse(text);
@@ -133,12 +137,13 @@ export async function openUpstreamStream(
   provider: ProviderRecord,
   adapter: Pick<ProviderAdapter, 'parseError'>,
   clientSignal: AbortSignal,
+  clock: Clock,
 ): Promise<UpstreamExchange & { response: { body: ReadableStream<Uint8Array> } }> {
   const exchange = await sendUpstream(fetchImpl, request, providerLimits(provider), clientSignal, provider.slug);
   const { response } = exchange;
   if (!response.ok || !response.body) {
     const text = await readUpstreamText(exchange, clientSignal, provider.slug);
-    throw new UpstreamFailureError(adapter.parseError(response.status, text, response.headers));
+    throw new UpstreamFailureError(adapter.parseError(response.status, text, response.headers, clock.now().getTime()));
   }
   return exchange as UpstreamExchange & { response: { body: ReadableStream<Uint8Array> } };
 }
