@@ -196,7 +196,7 @@ const modelReputationSource: DatabaseSource = {
   },
 };
 
-export const databaseSources: readonly DatabaseSource[] = [
+const databaseSources: readonly DatabaseSource[] = [
   usageSource,
   reservationsSource,
   invariantSource,

@@ -15,7 +15,7 @@ export function parseRetryAfterMs(headers: Headers, nowMs: number): number | und
 }
 
 /** Retry-After is either delta-seconds or an HTTP date. */
-export function parseRetryAfterValue(value: string, nowMs: number): number | undefined {
+function parseRetryAfterValue(value: string, nowMs: number): number | undefined {
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.ceil(Number(trimmed) * 1000);
   const at = Date.parse(trimmed);

@@ -38,7 +38,7 @@ export interface UpstreamExchange {
  * ClientAbortedError. The total timer keeps running while the caller reads
  * the body; call release() when done.
  */
-export async function sendUpstream(
+async function sendUpstream(
   fetchImpl: typeof fetch,
   request: UpstreamRequest,
   limits: UpstreamLimits,
@@ -79,7 +79,7 @@ export async function sendUpstream(
 }
 
 /** Reads a body as text, turning a timeout or cut connection into an UpstreamFailureError. */
-export async function readUpstreamText(
+async function readUpstreamText(
   exchange: UpstreamExchange,
   clientSignal: AbortSignal,
   providerName: string,
@@ -95,7 +95,7 @@ export async function readUpstreamText(
 }
 
 /** The first-byte and total limits of a provider (connect is part of first byte: fetch cannot tell them apart). */
-export function providerLimits(provider: ProviderRecord): UpstreamLimits {
+function providerLimits(provider: ProviderRecord): UpstreamLimits {
   return { firstByteMs: provider.connectTimeoutMs + provider.firstByteTimeoutMs, totalMs: provider.totalTimeoutMs };
 }
 

@@ -27,7 +27,7 @@ export interface SupabaseStorageOptions {
 }
 
 /** Where readiness keeps its probe object (outside every tenant's prefix). */
-export const storageProbePath = '_switchyard/readiness-probe.txt';
+const storageProbePath = '_switchyard/readiness-probe.txt';
 const probeBody = 'switchyard storage probe';
 
 export class SupabaseStorage implements ArtifactStorage {

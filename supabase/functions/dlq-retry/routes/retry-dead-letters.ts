@@ -11,7 +11,7 @@ import { deadLetterRoles, requireDeadLetterOperator } from '../../_shared/jobs/o
 import { isoDateTime, readJsonBody } from '../../_shared/validation.ts';
 
 /** At most this many dead letters per request, whatever `max` says. */
-export const maxRequeueCap = 1000;
+const maxRequeueCap = 1000;
 
 const retryFilter = z.object({
   kind: jobKindName.optional(),
