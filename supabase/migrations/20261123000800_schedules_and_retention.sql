@@ -60,7 +60,9 @@ insert into public.schedules (name, interval_seconds, kind, sql_call, http_path,
   ('retention_purge', 3600, 'sql', 'public.run_retention()', null,
    'Deletes job events, rolled-up usage records, requeued dead letters, key audit and run log past their retention.'),
   ('refresh_model_reputation', 60, 'sql', 'public.refresh_model_reputation(1000)', null,
-   'Folds pending feedback and quality signals into model_reputation, 1000 rows per run.');
+   'Folds pending feedback and quality signals into model_reputation, 1000 rows per run.'),
+  ('purge_response_cache', 3600, 'sql', 'public.purge_expired_response_cache()', null,
+   'Deletes expired response-cache entries, 10000 per run.');
 
 alter table public.schedules enable row level security;
 alter table public.scheduled_runs enable row level security;
