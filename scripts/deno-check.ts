@@ -4,7 +4,7 @@ import path from 'node:path';
 import { denoExecutable, functionsDir, repoRoot } from './lib/paths.ts';
 import { runInherited } from './lib/run.ts';
 
-export function functionEntryPoints(): string[] {
+function functionEntryPoints(): string[] {
   return readdirSync(functionsDir)
     .filter((name) => !name.startsWith('_') && statSync(path.join(functionsDir, name)).isDirectory())
     .map((name) => path.join(functionsDir, name, 'index.ts'));

@@ -18,7 +18,7 @@ export interface ApiClient {
 }
 
 /** `?a=1&b=2` without the undefined and empty entries. */
-export function queryString(query: Record<string, string | number | undefined> = {}): string {
+function queryString(query: Record<string, string | number | undefined> = {}): string {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
     if (value !== undefined && value !== '') params.set(name, String(value));

@@ -28,7 +28,7 @@ export async function sessionToken(session: Session): Promise<string> {
 }
 
 /** The claims of a JWT, unverified: only to label the session (the endpoints verify it). */
-export function jwtClaims(token: string): Record<string, unknown> | undefined {
+function jwtClaims(token: string): Record<string, unknown> | undefined {
   const part = token.split('.')[1];
   if (!part) return undefined;
   try {

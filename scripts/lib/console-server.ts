@@ -7,8 +7,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { repoRoot } from './paths.ts';
 
-export const consoleDir = path.join(repoRoot, 'console');
-export const consoleDistDir = path.join(consoleDir, 'dist');
+const consoleDir = path.join(repoRoot, 'console');
+const consoleDistDir = path.join(consoleDir, 'dist');
 
 /** What the console reads from `config.json` (console/src/config.ts). */
 export interface ConsoleConfigJson {

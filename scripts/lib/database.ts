@@ -76,7 +76,7 @@ export async function prepareDatabase(url: string, options: { log?: Log; seed?: 
 }
 
 /** Applies pending migrations with the Supabase CLI, history in supabase_migrations. */
-export async function applyMigrations(url: string, log: Log = () => {}): Promise<void> {
+async function applyMigrations(url: string, log: Log = () => {}): Promise<void> {
   // The CLI insists on TLS unless told otherwise; local servers have none.
   const cliUrl = new URL(url);
   if (!cliUrl.searchParams.has('sslmode') && ['127.0.0.1', 'localhost', '::1'].includes(cliUrl.hostname)) {

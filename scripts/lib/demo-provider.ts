@@ -3,7 +3,7 @@ import path from 'node:path';
 import { bin, repoRoot } from './paths.ts';
 import { withDatabase } from './database.ts';
 
-export const demoProviderSlug = 'switchyard-demo';
+const demoProviderSlug = 'switchyard-demo';
 
 export interface DemoProvider {
   url: string;

@@ -45,7 +45,7 @@ const password = 'postgres';
 const isRoot = () => process.getuid?.() === 0;
 
 /** The runtime directory root uses: SWITCHYARD_POSTGRES_RUNTIME_DIR, else under /var/tmp (it survives reboots). */
-export function defaultRuntimeDir(): string {
+function defaultRuntimeDir(): string {
   return process.env.SWITCHYARD_POSTGRES_RUNTIME_DIR ??
     path.join(existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir(), 'switchyard-postgres');
 }

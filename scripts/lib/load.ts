@@ -24,12 +24,12 @@ export interface LoadResult {
 }
 
 /** Bounds that keep a run small on a shared 2-core machine. */
-export const loadLimits = { maxConnections: 64, maxDurationSeconds: 60, maxRequests: 100_000 } as const;
+const loadLimits = { maxConnections: 64, maxDurationSeconds: 60, maxRequests: 100_000 } as const;
 
 export class LoadTargetError extends Error {}
 
 /** Load is sent only to this machine: loopback addresses (127.0.0.0/8, ::1, localhost). */
-export function assertLoopback(url: string): void {
+function assertLoopback(url: string): void {
   let host: string;
   try {
     host = new URL(url).hostname;

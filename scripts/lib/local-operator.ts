@@ -5,7 +5,7 @@
 import { importJWK, type JWK, SignJWT } from 'jose';
 import { withDatabase } from './database.ts';
 
-export const localOperatorEmail = 'operator@switchyard.local';
+const localOperatorEmail = 'operator@switchyard.local';
 const localTenantSlug = 'local-operator';
 
 /** Creates the local operator user and its tenant (admin) when missing; returns the user id. */

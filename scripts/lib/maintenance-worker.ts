@@ -32,7 +32,7 @@ export interface MaintenanceWorkerOptions {
  * Waits `ms`, or less when `signal` fires; either way the listener it adds to
  * `signal` is gone when it resolves.
  */
-export function waitUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+function waitUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const finish = () => {

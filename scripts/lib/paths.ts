@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 /** Absolute paths of the repository, so scripts work from any cwd. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const stateDir = path.join(repoRoot, '.switchyard');
-export const binDir = path.join(repoRoot, 'node_modules', '.bin');
+const binDir = path.join(repoRoot, 'node_modules', '.bin');
 export const functionsDir = path.join(repoRoot, 'supabase', 'functions');
 export const migrationsDir = path.join(repoRoot, 'supabase', 'migrations');
 export const bootstrapSqlFile = path.join(repoRoot, 'sql', 'bootstrap', 'supabase_platform.sql');

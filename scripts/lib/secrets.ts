@@ -29,7 +29,7 @@ export function publicJwks(secrets: Pick<LocalSecrets, 'userSigningKey'>): { key
 const tenYears = 10 * 365 * 24 * 3600;
 
 /** A Supabase-style project key: an HS256 JWT carrying only a role. */
-export async function signProjectKey(role: 'anon' | 'service_role', jwtSecret: string): Promise<string> {
+async function signProjectKey(role: 'anon' | 'service_role', jwtSecret: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return await new SignJWT({ role, iss: 'supabase-demo', ref: 'switchyard-local' })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })

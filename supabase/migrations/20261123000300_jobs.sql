@@ -944,6 +944,10 @@ comment on function public.requeue_dead_letter(uuid, text, text, text, boolean) 
 -- count as not found. Answers {requeued: [job ids], skipped: [{id, reason}],
 -- dry_run}; with a request key the answer is stored and a retried request
 -- gets it back (replayed: true) without changing anything.
+-- A signed-in user (role authenticated, as dlq-retry calls it through
+-- withIdentity) must name a tenant they operate or administer, and acts as
+-- user:<auth.uid()> whatever actor is passed; the service role may act on
+-- any tenant or all of them.
 create function public.requeue_dead_letters(
   job_ids uuid[],
   filter jsonb,
@@ -971,7 +975,16 @@ declare
   v_id uuid;
   v_outcomes jsonb := '{}'::jsonb;
   v_response jsonb;
+  v_actor text := requeue_dead_letters.actor;
 begin
+  -- The database role set by withIdentity/PostgREST, or the JWT's role: either says a user is calling.
+  if pg_catalog.current_setting('role', true) = 'authenticated' or (select auth.role()) = 'authenticated' then
+    if requeue_dead_letters.tenant_id is null
+      or requeue_dead_letters.tenant_id not in (select private.tenant_ids_of_current_user(array['operator', 'admin'])) then
+      raise exception 'you are not an operator or admin of this tenant' using errcode = '42501';
+    end if;
+    v_actor := 'user:' || (select auth.uid())::text;
+  end if;
   if nullif(btrim(requeue_dead_letters.reason), '') is null or length(requeue_dead_letters.reason) > 1000 then
     raise exception 'reason: required, at most 1000 characters' using errcode = '22023';
   end if;
@@ -988,10 +1001,10 @@ begin
   if requeue_dead_letters.request_key is not null and not v_dry_run then
     -- Two concurrent requests with one key: the second waits and replays.
     perform pg_catalog.pg_advisory_xact_lock(
-      pg_catalog.hashtextextended(requeue_dead_letters.actor || '/' || requeue_dead_letters.request_key, 0));
+      pg_catalog.hashtextextended(v_actor || '/' || requeue_dead_letters.request_key, 0));
     select r.request_hash, r.response into v_stored
     from private.dead_letter_requeue_requests r
-    where r.actor = requeue_dead_letters.actor and r.request_key = requeue_dead_letters.request_key;
+    where r.actor = v_actor and r.request_key = requeue_dead_letters.request_key;
     if found then
       if v_stored.request_hash <> v_hash then
         raise exception 'Idempotency-Key % was already used for a different dlq-retry request', requeue_dead_letters.request_key
@@ -1056,7 +1069,7 @@ begin
   -- deadlock; answer in the request's order.
   for v_id in select u.id from unnest(v_ids) as u(id) order by u.id loop
     v_outcomes := v_outcomes || pg_catalog.jsonb_build_object(v_id::text, public.requeue_dead_letter(
-      v_id, requeue_dead_letters.actor, requeue_dead_letters.reason, requeue_dead_letters.request_key, v_dry_run));
+      v_id, v_actor, requeue_dead_letters.reason, requeue_dead_letters.request_key, v_dry_run));
   end loop;
 
   select pg_catalog.jsonb_build_object(
@@ -1069,7 +1082,7 @@ begin
 
   if requeue_dead_letters.request_key is not null and not v_dry_run then
     insert into private.dead_letter_requeue_requests (actor, request_key, request_hash, response)
-    values (requeue_dead_letters.actor, requeue_dead_letters.request_key, v_hash, v_response);
+    values (v_actor, requeue_dead_letters.request_key, v_hash, v_response);
   end if;
   return v_response;
 end
@@ -1080,7 +1093,7 @@ revoke execute on function
   public.requeue_dead_letter(uuid, text, text, text, boolean),
   public.requeue_dead_letters(uuid[], jsonb, text, text, text, boolean, integer, uuid)
   from public, anon, authenticated;
-grant execute on function
-  public.requeue_dead_letter(uuid, text, text, text, boolean),
-  public.requeue_dead_letters(uuid[], jsonb, text, text, text, boolean, integer, uuid)
-  to service_role;
+grant execute on function public.requeue_dead_letter(uuid, text, text, text, boolean) to service_role;
+-- Users call it for the tenants they operate (checked inside).
+grant execute on function public.requeue_dead_letters(uuid[], jsonb, text, text, text, boolean, integer, uuid)
+  to authenticated, service_role;

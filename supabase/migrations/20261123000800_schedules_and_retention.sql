@@ -65,7 +65,9 @@ insert into public.schedules (name, interval_seconds, kind, sql_call, http_path,
   ('refresh_model_reputation', 60, 'sql', 'public.refresh_model_reputation(1000)', null,
    'Folds pending feedback and quality signals into model_reputation, 1000 rows per run.'),
   ('partition_maintenance', 3600, 'sql', 'public.create_partitions_ahead()', null,
-   'Makes the monthly partitions of usage records, job events, scheduled runs and key audit ahead (this month and the next two).');
+   'Makes the monthly partitions of usage records, job events, scheduled runs and key audit ahead (this month and the next two).'),
+  ('purge_response_cache', 3600, 'sql', 'public.purge_expired_response_cache()', null,
+   'Deletes expired response-cache entries, 10000 per run.');
 
 alter table public.schedules enable row level security;
 alter table public.scheduled_runs enable row level security;

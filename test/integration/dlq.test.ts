@@ -253,6 +253,23 @@ describe('POST /dlq-retry', () => {
     expect((await jobState(theirs)).status).toBe('failed_dlq');
   });
 
+  it("refuses an operator who names another tenant, and leaves that tenant's dead letter alone", async () => {
+    const theirs = await deadLetter(tenantB, 'not yours');
+    const response = await send(
+      'POST',
+      '/dlq-retry',
+      tokens.operatorA,
+      { ids: [theirs], reason: 'let me' },
+      { 'x-tenant-id': tenantB },
+    );
+    expect(response.status).toBe(403);
+    expect(response.body.error).toMatchObject({
+      code: 'forbidden',
+      message: 'you are not an operator or admin of this tenant',
+    });
+    expect((await jobState(theirs)).status).toBe('failed_dlq');
+  });
+
   it('refuses members and API keys', async () => {
     const id = await deadLetter(tenantA, 'member tries');
     expect((await send('POST', '/dlq-retry', tokens.memberA, { ids: [id], reason: 'x' })).status).toBe(403);

@@ -29,4 +29,11 @@ describe('createJsonLogger', () => {
     const record = JSON.parse(lines[0]);
     expect(record).toMatchObject({ level: 'info', event: 'shown', token: '[redacted]', note: 'mail [redacted]' });
   });
+
+  it("stamps each line with its clock's time", () => {
+    const lines: string[] = [];
+    const clock = { now: () => new Date('2030-05-06T07:08:09.000Z') };
+    createJsonLogger({ write: (line) => lines.push(line), clock }).warn('stamped');
+    expect(JSON.parse(lines[0]).at).toBe('2030-05-06T07:08:09.000Z');
+  });
 });

@@ -33,7 +33,7 @@ export function lastUtcDays(count: number, now: Date): UsageDay[] {
 }
 
 /** Every UTC day from `first` to `last` (dates, inclusive), oldest first. */
-export function utcDaysBetween(first: Date, last: Date): UsageDay[] {
+function utcDaysBetween(first: Date, last: Date): UsageDay[] {
   const days: UsageDay[] = [];
   const start = Date.UTC(first.getUTCFullYear(), first.getUTCMonth(), first.getUTCDate());
   const end = Date.UTC(last.getUTCFullYear(), last.getUTCMonth(), last.getUTCDate());
@@ -48,7 +48,7 @@ export function utcDaysBetween(first: Date, last: Date): UsageDay[] {
   return days;
 }
 
-export function metricOf(row: UsageRow, metric: UsageMetric): number {
+function metricOf(row: UsageRow, metric: UsageMetric): number {
   return metric === 'tokens' ? row.prompt_tokens + row.completion_tokens : row[metric];
 }
 

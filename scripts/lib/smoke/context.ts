@@ -5,12 +5,6 @@ import OpenAI from 'openai';
 import postgres from 'postgres';
 import type { SmokeTarget } from './target.ts';
 
-/** A check's verdict; `skip` always carries the reason the capability is not there. */
-export interface CheckVerdict {
-  status: 'pass' | 'fail' | 'skip';
-  detail: string;
-}
-
 /** A failed expectation inside a check: its message is the FAIL line's reason. */
 export class CheckFailure extends Error {}
 /** A capability that is not deployed: the check answers SKIP with this reason. */

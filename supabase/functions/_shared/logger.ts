@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from './clock.ts';
+
 /** Structured JSON logs, one object per line, with secrets redacted. */
 export interface Logger {
   debug(event: string, fields?: Record<string, unknown>): void;
@@ -44,14 +46,17 @@ export function createJsonLogger(options: {
   level?: LogLevel;
   write?: (line: string) => void;
   base?: Record<string, unknown>;
+  /** Stamps each line's `at` (the dependencies' clock, so a test that moves time sees it in the logs). */
+  clock?: Clock;
 } = {}): Logger {
   const threshold = levelRank[options.level ?? 'info'];
   const write = options.write ?? ((line: string) => console.log(line));
   const base = options.base ?? {};
+  const clock = options.clock ?? systemClock;
   const emit = (level: LogLevel, event: string, fields: Record<string, unknown> = {}) => {
     if (levelRank[level] < threshold) return;
     const record = redact({ ...base, ...fields }) as Record<string, unknown>;
-    write(JSON.stringify({ level, event, at: new Date().toISOString(), ...record }));
+    write(JSON.stringify({ level, event, at: clock.now().toISOString(), ...record }));
   };
   return {
     debug: (event, fields) => emit('debug', event, fields),

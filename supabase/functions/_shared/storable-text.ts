@@ -6,7 +6,7 @@
  * route first writes it. Nesting is bounded too: validators and the database
  * recurse into it.
  */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 export interface UnstorableText {
   /** "payload.items.0.name" style path; "" for the value itself. */

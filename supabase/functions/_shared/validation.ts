@@ -49,7 +49,7 @@ function unstorableTextError(path: string, problem: string, where: 'body' | 'que
  * 400 naming the field when it holds text PostgreSQL cannot store or nests
  * too deep.
  */
-export async function readJsonValue(c: Context): Promise<unknown> {
+async function readJsonValue(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === '') return undefined;
   if (!isJsonMediaType(c.req.header('content-type'))) {

@@ -155,6 +155,7 @@ async function runPipeline<Wire, Answer>(
           input.candidate.provider,
           getProviderAdapter(input.candidate.provider.kind),
           signal,
+          services.deps.clock,
         );
         return primeStream(input.candidate, exchange, streamSource(exchange.response.body, call), startedAt);
       });
@@ -173,7 +174,14 @@ async function runPipeline<Wire, Answer>(
       const call = attempt(input.candidate, input.apiKey);
       const { provider } = input.candidate;
       const adapter = getProviderAdapter(provider.kind);
-      const body = await exchangeJson(services.deps.fetch, dialect.upstreamRequest(call), provider, adapter, signal);
+      const body = await exchangeJson(
+        services.deps.fetch,
+        dialect.upstreamRequest(call),
+        provider,
+        adapter,
+        signal,
+        services.deps.clock,
+      );
       return dialect.answer(body, call);
     });
     if (dialect.outcome) {

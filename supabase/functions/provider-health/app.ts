@@ -54,9 +54,10 @@ export function createProviderHealthApp(deps: AppDependencies, options: Provider
         { kind: provider.kind, baseUrl: provider.baseUrl, apiVersion: provider.apiVersion },
         key.secret,
       );
+      // A duration for the logs/metrics, not a time of day: the monotonic clock, nothing a test needs to move.
       const started = performance.now();
       try {
-        await exchangeJson(deps.fetch, probe, provider, adapter, signal);
+        await exchangeJson(deps.fetch, probe, provider, adapter, signal, deps.clock);
         return {
           provider: provider.slug,
           outcome: 'up',

@@ -2,7 +2,7 @@
 -- nothing; members read their tenant's jobs, events and artifacts; operators
 -- and admins also read its dead letters; nobody but the job functions writes.
 begin;
-select plan(29);
+select plan(37);
 
 select tests.create_user('jobs.member.a@example.test') as member_a \gset
 select tests.create_user('jobs.operator.a@example.test') as operator_a \gset
@@ -39,6 +39,9 @@ select throws_ok($$select public.enqueue_job('test.rls', '{}')$$, '42501', 'perm
   'anon cannot enqueue');
 select throws_ok($$select public.reap_expired_jobs()$$, '42501', 'permission denied for function reap_expired_jobs',
   'anon cannot run the reaper');
+select throws_ok(format($$select public.requeue_dead_letters(array[%L::uuid], null, 'anon', 'because', tenant_id => %L)$$,
+  :'job_a', 'a2000000-0000-0000-0000-000000000001'),
+  '42501', 'permission denied for function requeue_dead_letters', 'anon cannot requeue dead letters');
 
 -- A member of A: A's jobs, events and artifacts; no dead letters; no writes.
 select tests.authenticate_as(:'member_a');
@@ -60,6 +63,9 @@ select throws_ok($$select * from public.claim_jobs('intruder')$$, '42501', 'perm
   'a member cannot claim jobs');
 select throws_ok(format($$select public.requeue_dead_letter(%L, 'me', 'because')$$, :'job_a'),
   '42501', 'permission denied for function requeue_dead_letter', 'a member cannot call requeue directly');
+select throws_ok(format($$select public.requeue_dead_letters(array[%L::uuid], null, 'me', 'because', tenant_id => %L)$$,
+  :'job_a', 'a2000000-0000-0000-0000-000000000001'),
+  '42501', 'you are not an operator or admin of this tenant', 'a plain member cannot requeue its tenant''s dead letters');
 
 -- An operator of A: A's dead letters only.
 select tests.authenticate_as(:'operator_a');
@@ -67,12 +73,28 @@ select results_eq($$select job_id from public.job_dead_letters$$, format('values
   'an operator sees its tenant''s dead letters only');
 select throws_ok($$update public.job_dead_letters set requeue_reason = 'x'$$, '42501', 'permission denied for table job_dead_letters',
   'an operator cannot change dead letters directly');
+select throws_ok(format($$select public.requeue_dead_letters(array[%L::uuid], null, 'me', 'because', tenant_id => %L)$$,
+  :'job_b', 'b2000000-0000-0000-0000-000000000002'),
+  '42501', 'you are not an operator or admin of this tenant', 'an operator of A cannot requeue in B');
+select throws_ok(format($$select public.requeue_dead_letters(array[%L::uuid], null, 'me', 'because')$$, :'job_b'),
+  '42501', 'you are not an operator or admin of this tenant', 'a user must name the tenant (no cross-tenant requeue)');
+select throws_ok(format($$select public.requeue_dead_letters(array[%L::uuid], null, 'me', 'because', tenant_id => %L)$$,
+  :'job_b', 'a2000000-0000-0000-0000-000000000001'),
+  'SYJ03', format('dead letter not found: %s', :'job_b'), 'another tenant''s job counts as not found in A');
+select results_eq(format($$select public.requeue_dead_letters(array[%L::uuid], null, 'service_role', 'operator retry', tenant_id => %L) -> 'requeued'$$,
+  :'job_a', 'a2000000-0000-0000-0000-000000000001'),
+  format($$values (jsonb_build_array(%L::text))$$, :'job_a'), 'an operator requeues its tenant''s dead letter');
+select results_eq($$select requeued_by from public.job_dead_letters$$, format('values (%L)', 'user:' || :'operator_a'),
+  'recorded as the signed-in user, not the actor it passed');
 
 -- A member of B: B only.
 select tests.authenticate_as(:'member_b');
 select results_eq($$select payload ->> 't' from public.jobs where kind = 'test.rls'$$, $$values ('b')$$,
   'a member of B sees B''s job only');
 select is_empty(format($$select 1 from public.job_events where job_id = %L$$, :'job_a'), 'and none of A''s events');
+select throws_ok(format($$select public.requeue_dead_letters(null, '{}'::jsonb, 'me', 'because', tenant_id => %L)$$,
+  'a2000000-0000-0000-0000-000000000001'),
+  '42501', 'you are not an operator or admin of this tenant', 'a member of B cannot requeue A''s dead letters');
 
 -- The service role: executes the job functions; writes nothing directly.
 select tests.authenticate_as_service_role();

@@ -2,7 +2,7 @@
 -- recording success and failure, schedule_status, the pg_cron guard, and
 -- who may read or run them, down to anon.
 begin;
-select plan(22);
+select plan(23);
 
 -- One definition for pg_cron, the worker and readiness.
 select ok((select count(*) from public.schedules where name in
@@ -10,6 +10,8 @@ select ok((select count(*) from public.schedules where name in
   'the reapers and provider health are defined as schedules');
 select is((select kind from public.schedules where name = 'provider_health'), 'http',
   'provider health is an HTTP schedule (the function probes providers)');
+select is((select sql_call from public.schedules where name = 'purge_response_cache'), 'public.purge_expired_response_cache()',
+  'expired response-cache entries are purged on a schedule');
 select throws_ok($$insert into public.schedules (name, interval_seconds, kind, sql_call, description)
   values ('bad_call', 60, 'sql', 'public.x(); drop table public.jobs', 'injection')$$,
   '23514', 'new row for relation "schedules" violates check constraint "schedules_sql_call_check"', 'a schedule''s SQL call is one qualified function call, nothing more');

@@ -16,6 +16,9 @@ import {
   translateStream,
 } from './helpers.ts';
 
+/** A fixed "now" for parseError (only a Retry-After date would depend on it). */
+const nowMs = Date.UTC(2025, 0, 1);
+
 const adapter = getProviderAdapter('anthropic');
 const ctx = chatContext('anthropic', { endpoint: { kind: 'anthropic', baseUrl: 'https://api.anthropic.com' } });
 const bodyOf = (req: ChatCompletionRequest, overrides = {}): Record<string, unknown> =>
@@ -360,7 +363,7 @@ describe('anthropic adapter: errors and capabilities', () => {
   const errorBody = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message } });
 
   it('maps 529 overloaded_error to a retryable 502', () => {
-    expect(adapter.parseError(529, errorBody('overloaded_error', 'Overloaded'), new Headers())).toEqual({
+    expect(adapter.parseError(529, errorBody('overloaded_error', 'Overloaded'), new Headers(), nowMs)).toEqual({
       status: 502,
       type: 'upstream_error',
       code: 'upstream_overloaded',
@@ -374,22 +377,24 @@ describe('anthropic adapter: errors and capabilities', () => {
       429,
       errorBody('rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit'),
       new Headers({ 'retry-after': '13' }),
+      nowMs,
     );
     expect(error).toMatchObject({ status: 429, code: 'upstream_rate_limited', retryable: true, retryAfterMs: 13_000 });
   });
 
   it('maps 401 authentication_error to 502 and 500 api_error to a retryable 502', () => {
-    expect(adapter.parseError(401, errorBody('authentication_error', 'invalid x-api-key'), new Headers()))
+    expect(adapter.parseError(401, errorBody('authentication_error', 'invalid x-api-key'), new Headers(), nowMs))
       .toMatchObject({
         status: 502,
         code: 'upstream_auth_failed',
         retryable: false,
       });
-    expect(adapter.parseError(500, errorBody('api_error', 'Internal server error'), new Headers())).toMatchObject({
-      status: 502,
-      code: 'upstream_unavailable',
-      retryable: true,
-    });
+    expect(adapter.parseError(500, errorBody('api_error', 'Internal server error'), new Headers(), nowMs))
+      .toMatchObject({
+        status: 502,
+        code: 'upstream_unavailable',
+        retryable: true,
+      });
   });
 
   it('offers no embeddings and a models health probe', () => {

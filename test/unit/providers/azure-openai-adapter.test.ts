@@ -10,6 +10,9 @@ import {
   translateStream,
 } from './helpers.ts';
 
+/** A fixed "now" for parseError (only a Retry-After date would depend on it). */
+const nowMs = Date.UTC(2025, 0, 1);
+
 const adapter = getProviderAdapter('azure_openai');
 const endpoint = { kind: 'azure_openai' as const, baseUrl: 'https://acme.openai.azure.com/' };
 
@@ -75,20 +78,24 @@ describe('azure openai adapter', () => {
         message: 'Requests to the ChatCompletions_Create Operation have exceeded token rate limit.',
       },
     });
-    expect(adapter.parseError(429, rateLimited, new Headers({ 'retry-after-ms': '1500', 'retry-after': '2' }))).toEqual(
-      {
-        status: 429,
-        type: 'rate_limit_error',
-        code: 'upstream_rate_limited',
-        message:
-          'Azure OpenAI is rate limiting the gateway (HTTP 429): Requests to the ChatCompletions_Create Operation have exceeded token rate limit.',
-        retryable: true,
-        retryAfterMs: 1500,
-      },
-    );
+    expect(adapter.parseError(429, rateLimited, new Headers({ 'retry-after-ms': '1500', 'retry-after': '2' }), nowMs))
+      .toEqual(
+        {
+          status: 429,
+          type: 'rate_limit_error',
+          code: 'upstream_rate_limited',
+          message:
+            'Azure OpenAI is rate limiting the gateway (HTTP 429): Requests to the ChatCompletions_Create Operation have exceeded token rate limit.',
+          retryable: true,
+          retryAfterMs: 1500,
+        },
+      );
     const denied = JSON.stringify({
       error: { code: '401', message: 'Access denied due to invalid subscription key.' },
     });
-    expect(adapter.parseError(401, denied, new Headers())).toMatchObject({ status: 502, code: 'upstream_auth_failed' });
+    expect(adapter.parseError(401, denied, new Headers(), nowMs)).toMatchObject({
+      status: 502,
+      code: 'upstream_auth_failed',
+    });
   });
 });

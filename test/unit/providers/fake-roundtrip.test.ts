@@ -24,6 +24,9 @@ import {
   translateStream,
 } from './helpers.ts';
 
+/** A fixed "now" for parseError (only a Retry-After date would depend on it). */
+const nowMs = Date.UTC(2025, 0, 1);
+
 const GOOD_KEY = 'sk-good-key-0001';
 let fake: FakeUpstream;
 
@@ -89,7 +92,7 @@ async function chat(c: Case, req: ChatCompletionRequest, overrides: Partial<Chat
   const adapter = getProviderAdapter(c.kind);
   const ctx = contextFor(c, overrides);
   const res = await send(adapter.buildChatRequest(req, ctx));
-  if (!res.ok) return { error: adapter.parseError(res.status, await res.text(), res.headers) };
+  if (!res.ok) return { error: adapter.parseError(res.status, await res.text(), res.headers, nowMs) };
   return { response: adapter.parseChatResponse(await res.json(), ctx) };
 }
 
@@ -97,7 +100,9 @@ async function chatStream(c: Case, req: ChatCompletionRequest, overrides: Partia
   const adapter = getProviderAdapter(c.kind);
   const ctx = contextFor(c, { stream: true, includeUsage: true, ...overrides });
   const res = await send(adapter.buildChatRequest(req, ctx));
-  if (!res.ok || res.body === null) return { error: adapter.parseError(res.status, await res.text(), res.headers) };
+  if (!res.ok || res.body === null) {
+    return { error: adapter.parseError(res.status, await res.text(), res.headers, nowMs) };
+  }
   const translator = adapter.createStreamTranslator(ctx);
   const chunks = await translateStream(res.body, translator);
   return { chunks, translator };

@@ -18,6 +18,9 @@ import {
   translateStream,
 } from './helpers.ts';
 
+/** A fixed "now" for parseError (only a Retry-After date would depend on it). */
+const nowMs = Date.UTC(2025, 0, 1);
+
 const adapter = getProviderAdapter('gemini');
 const endpoint = { kind: 'gemini' as const, baseUrl: 'https://generativelanguage.googleapis.com' };
 const ctx = chatContext('gemini', { endpoint, upstreamModel: 'models/gemini-2.5-flash' });
@@ -373,7 +376,7 @@ describe('gemini adapter: errors', () => {
     const body = errorBody(429, 'RESOURCE_EXHAUSTED', 'Resource has been exhausted', [
       { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '34s' },
     ]);
-    expect(adapter.parseError(429, body, new Headers())).toEqual({
+    expect(adapter.parseError(429, body, new Headers(), nowMs)).toEqual({
       status: 429,
       type: 'rate_limit_error',
       code: 'upstream_rate_limited',
@@ -390,7 +393,7 @@ describe('gemini adapter: errors', () => {
         violations: [{ quotaId: 'GenerateRequestsPerDayPerProjectPerModel-FreeTier' }],
       },
     ]);
-    expect(adapter.parseError(429, body, new Headers())).toMatchObject({
+    expect(adapter.parseError(429, body, new Headers(), nowMs)).toMatchObject({
       status: 502,
       code: 'upstream_quota_exhausted',
       retryable: false,
@@ -401,7 +404,7 @@ describe('gemini adapter: errors', () => {
     const body = errorBody(400, 'INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.', [
       { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'API_KEY_INVALID', domain: 'googleapis.com' },
     ]);
-    expect(adapter.parseError(400, body, new Headers())).toEqual({
+    expect(adapter.parseError(400, body, new Headers(), nowMs)).toEqual({
       status: 502,
       type: 'upstream_error',
       code: 'upstream_auth_failed',
@@ -411,9 +414,11 @@ describe('gemini adapter: errors', () => {
   });
 
   it('maps 500 INTERNAL and 503 UNAVAILABLE to retryable 502s, and a plain 400 to the caller', () => {
-    expect(adapter.parseError(500, errorBody(500, 'INTERNAL', 'An internal error has occurred.'), new Headers()))
+    expect(adapter.parseError(500, errorBody(500, 'INTERNAL', 'An internal error has occurred.'), new Headers(), nowMs))
       .toMatchObject({ status: 502, retryable: true });
-    expect(adapter.parseError(503, errorBody(503, 'UNAVAILABLE', 'overloaded'), new Headers({ 'retry-after': '3' })))
+    expect(
+      adapter.parseError(503, errorBody(503, 'UNAVAILABLE', 'overloaded'), new Headers({ 'retry-after': '3' }), nowMs),
+    )
       .toMatchObject({
         status: 502,
         code: 'upstream_unavailable',
@@ -424,6 +429,7 @@ describe('gemini adapter: errors', () => {
         400,
         errorBody(400, 'INVALID_ARGUMENT', 'Invalid value at generation_config.temperature'),
         new Headers(),
+        nowMs,
       ),
     ).toMatchObject({
       status: 400,

@@ -13,6 +13,9 @@ import {
   translateStream,
 } from './helpers.ts';
 
+/** A fixed "now" for parseError (only a Retry-After date would depend on it). */
+const nowMs = Date.UTC(2025, 0, 1);
+
 const adapter = getProviderAdapter('openai');
 
 const request: ChatCompletionRequest = {
@@ -276,6 +279,7 @@ describe('openai adapter: errors', () => {
         429,
         body('Rate limit reached for gpt-4o', 'requests', 'rate_limit_exceeded'),
         new Headers({ 'retry-after': '20' }),
+        nowMs,
       ),
     ).toEqual({
       status: 429,
@@ -293,6 +297,7 @@ describe('openai adapter: errors', () => {
         429,
         body('You exceeded your current quota', 'insufficient_quota', 'insufficient_quota'),
         new Headers(),
+        nowMs,
       ),
     ).toMatchObject({
       status: 502,
@@ -306,6 +311,7 @@ describe('openai adapter: errors', () => {
       401,
       body('Incorrect API key provided: sk-proj-****abcd.', 'invalid_request_error', 'invalid_api_key'),
       new Headers(),
+      nowMs,
     );
     expect(error).toEqual({
       status: 502,
@@ -317,14 +323,15 @@ describe('openai adapter: errors', () => {
   });
 
   it('maps 500 to a retryable 502, and a non-JSON 503 by status alone', () => {
-    expect(adapter.parseError(500, body('The server had an error', 'server_error', null), new Headers())).toEqual({
-      status: 502,
-      type: 'upstream_error',
-      code: 'upstream_unavailable',
-      message: 'OpenAI failed (HTTP 500): The server had an error',
-      retryable: true,
-    });
-    expect(adapter.parseError(503, '<html>Service Unavailable</html>', new Headers())).toEqual({
+    expect(adapter.parseError(500, body('The server had an error', 'server_error', null), new Headers(), nowMs))
+      .toEqual({
+        status: 502,
+        type: 'upstream_error',
+        code: 'upstream_unavailable',
+        message: 'OpenAI failed (HTTP 500): The server had an error',
+        retryable: true,
+      });
+    expect(adapter.parseError(503, '<html>Service Unavailable</html>', new Headers(), nowMs)).toEqual({
       status: 502,
       type: 'upstream_error',
       code: 'upstream_unavailable',
@@ -338,6 +345,7 @@ describe('openai adapter: errors', () => {
       400,
       body("This model's maximum context length is 128000 tokens.", 'invalid_request_error', 'context_length_exceeded'),
       new Headers(),
+      nowMs,
     );
     expect(error).toMatchObject({
       status: 400,

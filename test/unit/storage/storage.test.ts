@@ -105,6 +105,7 @@ describe('SupabaseStorage', () => {
       serviceKey: 'service-key',
       bucket: 'artifacts',
       timeoutMs: 1_000,
+      clock: { now: () => new Date('2030-01-01T00:00:00.000Z') },
       fetch: (input, init) => {
         calls.push({ url: String(input), init: init ?? {} });
         return Promise.resolve(answer(String(input), init ?? {}));
@@ -122,6 +123,7 @@ describe('SupabaseStorage', () => {
     expect(calls[0].url).toBe('https://ref.supabase.co/storage/v1/object/sign/artifacts/t/j/x');
     expect(calls[0].init.method).toBe('POST');
     expect(calls[0].init.body).toBe('{"expiresIn":90}');
+    expect(signed?.expiresAt.toISOString()).toBe('2030-01-01T00:01:30.000Z');
     expect(calls[0].init.headers).toMatchObject({ authorization: 'Bearer service-key', apikey: 'service-key' });
   });
 

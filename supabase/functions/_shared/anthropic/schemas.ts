@@ -47,7 +47,7 @@ const passThroughBlock = z.looseObject({
   ]),
 });
 
-export const anthropicBlockSchema = z.discriminatedUnion('type', [
+const anthropicBlockSchema = z.discriminatedUnion('type', [
   textBlock,
   imageBlock,
   toolUseBlock,
@@ -64,7 +64,7 @@ const toolSchema = z.looseObject({
   input_schema: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const anthropicMessagesRequestSchema = z.looseObject({
+const anthropicMessagesRequestSchema = z.looseObject({
   model: z.string().min(1),
   max_tokens: z.number().int().positive(),
   messages: z.array(z.looseObject({
@@ -95,14 +95,13 @@ export const anthropicMessagesRequestSchema = z.looseObject({
 });
 
 /** count_tokens takes the same request without max_tokens (and never streams). */
-export const anthropicCountTokensRequestSchema = anthropicMessagesRequestSchema.omit({
+const anthropicCountTokensRequestSchema = anthropicMessagesRequestSchema.omit({
   max_tokens: true,
   stream: true,
 });
 
 export type AnthropicMessagesRequest = z.infer<typeof anthropicMessagesRequestSchema>;
 export type AnthropicRequestBlock = z.infer<typeof anthropicBlockSchema>;
-export type AnthropicRequestTool = z.infer<typeof toolSchema>;
 
 /**
  * The issue to report: inside a union (content is a string or blocks), the

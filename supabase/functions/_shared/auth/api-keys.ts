@@ -1,5 +1,5 @@
 /** Tenant API keys: `sy_` + 32 random base64url characters; only a SHA-256 is stored. */
-export const tenantApiKeyPrefix = 'sy_';
+const tenantApiKeyPrefix = 'sy_';
 const visiblePrefixLength = tenantApiKeyPrefix.length + 8;
 
 function base64url(bytes: Uint8Array): string {

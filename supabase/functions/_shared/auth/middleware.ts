@@ -22,7 +22,7 @@ export interface AuthenticateOptions {
 }
 
 /** True when `apikey` is one of this project's keys (legacy JWT keys or the new sb_ keys). */
-export function isProjectKey(apikey: string, keys: Config['projectKeys']): boolean {
+function isProjectKey(apikey: string, keys: Config['projectKeys']): boolean {
   const candidates = [keys.anonKey, keys.serviceRoleKey, ...keys.publishableKeys, ...keys.secretKeys];
   let match = false;
   for (const candidate of candidates) {
@@ -53,7 +53,7 @@ function credential(authorization: string | undefined, xApiKey: string | undefin
 }
 
 /** Resolves a bearer token to a caller, or throws a 401 HttpError. */
-export async function resolveCaller(
+async function resolveCaller(
   token: string,
   deps: Pick<AppDependencies, 'db' | 'config' | 'apiKeys'>,
   verifier: JwtVerifier,

@@ -1,4 +1,4 @@
-import type { Database } from '../db.ts';
+import type { Database, Transaction } from '../db.ts';
 import { HttpError } from '../errors.ts';
 import { isUuid } from '../validation.ts';
 import type { Caller } from './caller.ts';
@@ -22,7 +22,7 @@ export interface ResolveTenantOptions {
  * must name one.
  */
 export async function resolveTenant(
-  db: Database,
+  db: Database | Transaction,
   caller: Caller,
   requestedTenantId: string | undefined,
   { roles }: ResolveTenantOptions = {},

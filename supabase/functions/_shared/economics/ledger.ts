@@ -140,7 +140,7 @@ export interface BudgetLedger {
  * one transaction per request, and at low load a call goes out at once.
  * Each caller gets its own answer, in order; the SQL does all the deciding.
  */
-export class GroupCommitQueue<Input, Answer> {
+class GroupCommitQueue<Input, Answer> {
   private queue: { input: Input; resolve(answer: Answer): void; reject(error: unknown): void }[] = [];
   private inFlight = 0;
 

@@ -1,7 +1,7 @@
 import type { ModelRecord } from '../router/catalog.ts';
 
 /** USD micro-units for a token count at a per-million price, rounded up (never under-charge). */
-export function tokenCost(tokens: number, costPerMillion: number): number {
+function tokenCost(tokens: number, costPerMillion: number): number {
   return Math.ceil((tokens * costPerMillion) / 1_000_000);
 }
 

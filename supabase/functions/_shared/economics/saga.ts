@@ -39,7 +39,7 @@ export type Admission =
   | { status: 'over_budget'; refusal?: Refusal };
 
 /** The dearest candidate decides the estimate: whichever serves, the reservation covers it. */
-export function dearestEstimate(plan: RoutePlan, promptTokens: number, maxTokens: number | undefined) {
+function dearestEstimate(plan: RoutePlan, promptTokens: number, maxTokens: number | undefined) {
   let usd = 0;
   let output = 0;
   for (const { model } of plan.candidates) {

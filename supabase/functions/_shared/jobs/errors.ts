@@ -13,6 +13,8 @@ export const jobSqlStates = {
   eventsAppendOnly: 'SYJ06',
   idempotencyKeyReused: 'SYJ07',
   invalidArgument: '22023',
+  /** insufficient_privilege: a user is not an operator or admin of the tenant (requeue_dead_letters). */
+  notOperator: '42501',
 } as const;
 
 /** The job was reaped, re-claimed, finished or cancelled: this worker's token no longer holds it. */

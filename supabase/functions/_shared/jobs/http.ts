@@ -45,6 +45,8 @@ export function jobFunctionError(error: unknown, kindParam = 'kind'): never {
   switch (sqlState(error)) {
     case jobSqlStates.jobNotFound:
       throw new HttpError('not_found', message);
+    case jobSqlStates.notOperator:
+      throw new HttpError('forbidden', message);
     case jobSqlStates.unknownKind:
       throw new HttpError('validation_failed', `${kindParam}: ${message}`, { param: kindParam });
     case jobSqlStates.notCancellable:

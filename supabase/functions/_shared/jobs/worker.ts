@@ -89,7 +89,32 @@ type HandlerOutcome =
   | { type: 'error'; error: unknown }
   | { type: 'abandoned' };
 
-const silentLogger: Pick<Logger, 'info' | 'warn' | 'error'> = { info() {}, warn() {}, error() {} };
+type WorkerLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
+
+const silentLogger: WorkerLogger = { info() {}, warn() {}, error() {} };
+
+/** The validated options of one runWorker call. */
+interface WorkerSettings {
+  readonly kinds: string[];
+  readonly concurrency: number;
+  readonly leaseSeconds: number;
+  readonly pollIntervalMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly abortGraceMs: number;
+  readonly drainTimeoutMs: number;
+  readonly workerId: string;
+  readonly artifacts: ArtifactSettings & { inlineMaxBytes: number };
+}
+
+/** What every part of one worker run shares: the pool, its settings, its counts and where it reports. */
+interface WorkerRun {
+  readonly sql: Database;
+  readonly handlers: Readonly<Record<string, JobHandler>>;
+  readonly settings: WorkerSettings;
+  readonly stats: WorkerStats;
+  readonly logger: WorkerLogger;
+  emit(event: WorkerEvent): void;
+}
 
 function positive(name: string, value: number | undefined, fallback: number): number {
   const result = value ?? fallback;
@@ -102,6 +127,225 @@ const byteLength = (text: string) => new TextEncoder().encode(text).length;
 function errorText(error: unknown): string {
   if (error instanceof Error) return (error.name && error.name !== 'Error' ? `${error.name}: ` : '') + error.message;
   return String(error);
+}
+
+const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+
+/**
+ * Claims jobs of the given kinds in batches (as many as there are free
+ * slots), runs their handlers with a heartbeat and an AbortSignal that fires
+ * at each job's timeout, then completes, fails (retryable or not) or skips
+ * each one. Resolves with its counts once `signal` fired and running jobs
+ * drained. Works on Node and Deno.
+ */
+export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats> {
+  const run = startRun(options);
+  const { signal } = options;
+  const { concurrency, pollIntervalMs } = run.settings;
+  const sleeper = wakeableSleep(signal);
+  const completions = new CompletionQueue(run);
+  const running = new Set<Promise<void>>();
+  const jobControllers = new Set<AbortController>();
+
+  let claimFailures = 0;
+  while (!signal?.aborted) {
+    const free = concurrency - running.size;
+    if (free <= 0) {
+      await sleeper.sleep(pollIntervalMs);
+      continue;
+    }
+    const jobs = await claim(run, free);
+    if (jobs === undefined) {
+      claimFailures++;
+      await sleeper.sleep(Math.min(pollIntervalMs * 2 ** claimFailures, 30_000));
+      continue;
+    }
+    claimFailures = 0;
+    for (const job of jobs) {
+      const task: Promise<void> = runJob(run, job, jobControllers, completions)
+        .catch((error: unknown) => {
+          run.stats.errors++;
+          run.logger.error('job_worker_failed', { job_id: job.id, message: errorText(error) });
+        })
+        .finally(() => {
+          running.delete(task);
+          sleeper.wake();
+        });
+      running.add(task);
+    }
+    if (jobs.length < free) await sleeper.sleep(pollIntervalMs);
+  }
+
+  await drain(run, running, jobControllers);
+  sleeper.dispose();
+  run.logger.info('job_worker_stopped', { worker: run.settings.workerId, ...run.stats });
+  return run.stats;
+}
+
+/** Validates the options and sets up the counts and the event reporter of one run. */
+function startRun(options: RunWorkerOptions): WorkerRun {
+  const { handlers } = options;
+  const kinds = [...(options.kinds ?? Object.keys(handlers))];
+  if (kinds.length === 0) throw new Error('runWorker: no kinds to claim (give handlers)');
+  const missing = kinds.filter((kind) => typeof handlers[kind] !== 'function');
+  if (missing.length > 0) throw new Error(`runWorker: no handler for kind(s) ${missing.join(', ')}`);
+  const leaseSeconds = Math.ceil(positive('leaseSeconds', options.leaseSeconds, 30));
+  const inlineMaxBytes = options.artifacts?.inlineMaxBytes ?? defaultInlineMaxBytes;
+  if (!Number.isInteger(inlineMaxBytes) || inlineMaxBytes < 0) {
+    throw new Error('runWorker: artifacts.inlineMaxBytes must be a whole number of bytes');
+  }
+  const settings: WorkerSettings = {
+    kinds,
+    concurrency: Math.floor(positive('concurrency', options.concurrency, 4)),
+    leaseSeconds,
+    pollIntervalMs: positive('pollIntervalMs', options.pollIntervalMs, 500),
+    heartbeatIntervalMs: positive('heartbeatIntervalMs', options.heartbeatIntervalMs, (leaseSeconds * 1000) / 3),
+    abortGraceMs: positive('abortGraceMs', options.abortGraceMs, 5_000),
+    drainTimeoutMs: positive('drainTimeoutMs', options.drainTimeoutMs, 30_000),
+    workerId: options.workerId ?? `worker-${crypto.randomUUID().slice(0, 8)}`,
+    artifacts: { storage: options.artifacts?.storage, inlineMaxBytes },
+  };
+  const logger = options.logger ?? silentLogger;
+  const stats: WorkerStats = {
+    claimed: 0,
+    succeeded: 0,
+    retried: 0,
+    deadLettered: 0,
+    skipped: 0,
+    leaseLost: 0,
+    abandoned: 0,
+    errors: 0,
+  };
+  const emit = (event: WorkerEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch (error) {
+      logger.warn('job_worker_event_listener_failed', { message: errorText(error) });
+    }
+  };
+  return { sql: options.sql, handlers, settings, stats, logger, emit };
+}
+
+/**
+ * A sleep that ends early when `wake()` is called (a job finished) or the
+ * signal fires. `dispose()` removes its listener from the long-lived signal.
+ */
+function wakeableSleep(signal: AbortSignal | undefined) {
+  let wakeUp: (() => void) | undefined;
+  const wake = () => wakeUp?.();
+  signal?.addEventListener('abort', wake, { once: true });
+  return {
+    wake,
+    sleep: (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wakeUp = undefined;
+          resolve();
+        }
+        wakeUp = done;
+      }),
+    dispose: () => signal?.removeEventListener('abort', wake),
+  };
+}
+
+// ---- claim ----
+
+/** Claims up to `free` jobs; undefined when the claim failed (reported; the caller backs off). */
+async function claim(run: WorkerRun, free: number): Promise<ClaimedJob[] | undefined> {
+  const { workerId, kinds, leaseSeconds } = run.settings;
+  let jobs: ClaimedJob[];
+  try {
+    jobs = await claimJobs(run.sql, { worker: workerId, kinds, batchSize: free, leaseSeconds });
+  } catch (error) {
+    run.stats.errors++;
+    run.emit({ type: 'error', during: 'claim', message: databaseMessage(error) });
+    run.logger.warn('job_claim_failed', { worker: workerId, message: databaseMessage(error) });
+    return undefined;
+  }
+  for (const job of jobs) {
+    run.stats.claimed++;
+    run.emit({ type: 'claimed', job });
+  }
+  return jobs;
+}
+
+// ---- one job: run the handler under a lease, then finish it ----
+
+async function runJob(
+  run: WorkerRun,
+  job: ClaimedJob,
+  jobControllers: Set<AbortController>,
+  completions: CompletionQueue,
+): Promise<void> {
+  const controller = new AbortController();
+  jobControllers.add(controller);
+  const timeout = setTimeout(
+    () => controller.abort(new JobTimeoutError(job.timeoutSeconds)),
+    job.timeoutSeconds * 1000,
+  );
+  const lease = keepLease(run, job, controller);
+  let outcome: HandlerOutcome;
+  try {
+    outcome = await runHandler(run, job, controller.signal);
+  } finally {
+    clearTimeout(timeout);
+    lease.stop();
+    jobControllers.delete(controller);
+  }
+
+  const leaseLost = lease.lostMessage();
+  if (leaseLost !== undefined) {
+    // Another worker or the reaper has the job now: report nothing.
+    reportLeaseLost(run, job, 'heartbeat', leaseLost);
+    return;
+  }
+  const abortReason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+  if (outcome.type === 'value') await finishWithValue(run, job, outcome.value, completions);
+  else if (outcome.type === 'abandoned') await finishAbandoned(run, job, abortReason);
+  else await finishWithError(run, job, outcome.error, abortReason);
+}
+
+/**
+ * Extends the job's lease every heartbeat interval while its handler runs. A
+ * lost lease aborts the handler (JobLeaseLostError) and is remembered; other
+ * heartbeat failures are reported and the next beat tries again.
+ */
+function keepLease(run: WorkerRun, job: ClaimedJob, controller: AbortController) {
+  let lost: string | undefined;
+  let inFlight = false;
+  const interval = setInterval(async () => {
+    if (inFlight || lost !== undefined) return;
+    inFlight = true;
+    try {
+      await heartbeatJob(run.sql, job.id, job.leaseToken, run.settings.leaseSeconds);
+    } catch (error) {
+      if (isLeaseLost(error)) {
+        lost = databaseMessage(error);
+        controller.abort(new JobLeaseLostError(lost));
+      } else {
+        run.emit({ type: 'error', during: 'heartbeat', job, message: databaseMessage(error) });
+        run.logger.warn('job_heartbeat_failed', { job_id: job.id, message: databaseMessage(error) });
+      }
+    } finally {
+      inFlight = false;
+    }
+  }, run.settings.heartbeatIntervalMs);
+  return { stop: () => clearInterval(interval), lostMessage: () => lost };
+}
+
+/** Calls the job's handler with its context and waits for its outcome (or gives up on it, see settle). */
+function runHandler(run: WorkerRun, job: ClaimedJob, signal: AbortSignal): Promise<HandlerOutcome> {
+  const { sql, settings } = run;
+  const context: JobContext = {
+    signal,
+    workerId: settings.workerId,
+    heartbeat: () => heartbeatJob(sql, job.id, job.leaseToken, settings.leaseSeconds),
+    addArtifact: async (artifact) => (await storeJobArtifact(sql, job, artifact, settings.artifacts)).id,
+  };
+  const handler = run.handlers[job.kind];
+  return settle(Promise.resolve().then(() => handler(job, context)), signal, settings.abortGraceMs);
 }
 
 /** Resolves with the handler's outcome, or 'abandoned' when it ignores its fired signal for graceMs. */
@@ -123,131 +367,145 @@ function settle(work: Promise<unknown>, signal: AbortSignal, graceMs: number): P
   });
 }
 
-/**
- * Claims jobs of the given kinds in batches (as many as there are free
- * slots), runs their handlers with a heartbeat and an AbortSignal that fires
- * at each job's timeout, then completes, fails (retryable or not) or skips
- * each one. Resolves with its counts once `signal` fired and running jobs
- * drained. Works on Node and Deno.
- */
-export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats> {
-  const { sql, handlers, signal } = options;
-  const kinds = [...(options.kinds ?? Object.keys(handlers))];
-  if (kinds.length === 0) throw new Error('runWorker: no kinds to claim (give handlers)');
-  const missing = kinds.filter((kind) => typeof handlers[kind] !== 'function');
-  if (missing.length > 0) throw new Error(`runWorker: no handler for kind(s) ${missing.join(', ')}`);
-  const concurrency = Math.floor(positive('concurrency', options.concurrency, 4));
-  const leaseSeconds = Math.ceil(positive('leaseSeconds', options.leaseSeconds, 30));
-  const pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs, 500);
-  const heartbeatIntervalMs = positive('heartbeatIntervalMs', options.heartbeatIntervalMs, (leaseSeconds * 1000) / 3);
-  const abortGraceMs = positive('abortGraceMs', options.abortGraceMs, 5_000);
-  const drainTimeoutMs = positive('drainTimeoutMs', options.drainTimeoutMs, 30_000);
-  const workerId = options.workerId ?? `worker-${crypto.randomUUID().slice(0, 8)}`;
-  const artifactSettings: ArtifactSettings = {
-    storage: options.artifacts?.storage,
-    inlineMaxBytes: options.artifacts?.inlineMaxBytes ?? defaultInlineMaxBytes,
-  };
-  if (!Number.isInteger(artifactSettings.inlineMaxBytes) || (artifactSettings.inlineMaxBytes as number) < 0) {
-    throw new Error('runWorker: artifacts.inlineMaxBytes must be a whole number of bytes');
+// ---- finishing: complete, fail (retry or dead-letter), skip ----
+
+/** Completes the job with the handler's value, storing a large one as the artifact `result`. */
+async function finishWithValue(
+  run: WorkerRun,
+  job: ClaimedJob,
+  value: unknown,
+  completions: CompletionQueue,
+): Promise<void> {
+  let serialized: string | undefined;
+  try {
+    serialized = JSON.stringify(value);
+  } catch (error) {
+    // Retrying would produce the same value: straight to the DLQ, saying why.
+    await fail(run, job, `the handler's result cannot be stored as JSON: ${errorText(error)}`, false);
+    return;
   }
-  const logger = options.logger ?? silentLogger;
-  const stats: WorkerStats = {
-    claimed: 0,
-    succeeded: 0,
-    retried: 0,
-    deadLettered: 0,
-    skipped: 0,
-    leaseLost: 0,
-    abandoned: 0,
-    errors: 0,
-  };
-  const emit = (event: WorkerEvent) => {
+  let result = value;
+  if (serialized !== undefined && byteLength(serialized) > run.settings.artifacts.inlineMaxBytes) {
+    // A large result lives beside the job (in Storage when configured), not in the jobs table.
     try {
-      options.onEvent?.(event);
+      const stored = await storeJobArtifact(run.sql, job, { name: 'result', content: value }, run.settings.artifacts);
+      result = { artifact: stored };
     } catch (error) {
-      logger.warn('job_worker_event_listener_failed', { message: errorText(error) });
-    }
-  };
-
-  // The main loop sleeps until the poll interval passes, a job finishes or the signal fires.
-  let wakeUp: (() => void) | undefined;
-  const wake = () => wakeUp?.();
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeUp = undefined;
-        resolve();
-      }
-      wakeUp = done;
-    });
-  signal?.addEventListener('abort', wake, { once: true });
-
-  const running = new Set<Promise<void>>();
-  const jobControllers = new Set<AbortController>();
-
-  /** Runs a finishing call, retrying transient (connection) failures; a lost lease is final. */
-  async function finishWith(job: ClaimedJob, action: () => Promise<void>): Promise<void> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        await action();
+      if (isLeaseLost(error)) {
+        run.stats.leaseLost++;
+        run.emit({ type: 'lease_lost', job, during: 'finish', message: databaseMessage(error) });
         return;
-      } catch (error) {
-        if (isLeaseLost(error)) {
-          stats.leaseLost++;
-          emit({ type: 'lease_lost', job, during: 'finish', message: databaseMessage(error) });
-          logger.warn('job_lease_lost', { job_id: job.id, kind: job.kind, message: databaseMessage(error) });
-          return;
-        }
-        if (attempt >= 3) {
-          // The lease runs out and the reaper retries the job.
-          stats.errors++;
-          emit({ type: 'error', during: 'finish', job, message: databaseMessage(error) });
-          logger.error('job_finish_failed', { job_id: job.id, kind: job.kind, message: databaseMessage(error) });
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
       }
+      await fail(run, job, `the result could not be stored as an artifact: ${errorText(error)}`, true);
+      return;
     }
   }
+  await completions.add(job, result);
+}
 
-  // Completions go to the database in batches, one batch in flight (group
-  // commit): at low load each job is completed at once, alone; under load the
-  // ones that finish while a batch is being written go together in the next.
-  const completions: { job: ClaimedJob; result: unknown; done: () => void }[] = [];
-  let completing = false;
+/** The handler ignored its fired signal for the grace time: a retryable failure saying so. */
+async function finishAbandoned(run: WorkerRun, job: ClaimedJob, abortReason: unknown): Promise<void> {
+  const reason = `${errorText(abortReason)}; the handler did not stop within ${run.settings.abortGraceMs} ms`;
+  run.stats.abandoned++;
+  run.emit({ type: 'abandoned', job, reason });
+  run.logger.warn('job_handler_abandoned', { job_id: job.id, kind: job.kind, reason });
+  await fail(run, job, reason, true);
+}
 
-  function queueCompletion(job: ClaimedJob, result: unknown): Promise<void> {
+/** Maps what the handler threw to skip, dead-letter (AbortJob) or retry. */
+async function finishWithError(run: WorkerRun, job: ClaimedJob, error: unknown, abortReason: unknown): Promise<void> {
+  if (error instanceof SkipJob) {
+    await finishWith(run, job, async () => {
+      await skipJob(run.sql, job.id, job.leaseToken, error.message);
+      run.stats.skipped++;
+      run.emit({ type: 'skipped', job, reason: error.message });
+    });
+  } else if (error instanceof AbortJob) {
+    await fail(run, job, error.message, false);
+  } else if (error instanceof RetryJob) {
+    await fail(run, job, error.message, true, error.retryInSeconds);
+  } else if (abortReason instanceof JobTimeoutError || abortReason instanceof WorkerShutdownError) {
+    // The handler stopped because its signal fired: say why, not how it stopped.
+    await fail(run, job, abortReason.message, true, abortReason instanceof WorkerShutdownError ? 0 : undefined);
+  } else {
+    await fail(run, job, errorText(error), true);
+  }
+}
+
+/** Fails the job: retried later when `retryable` and attempts remain, dead-lettered otherwise. */
+async function fail(run: WorkerRun, job: ClaimedJob, message: string, retryable: boolean, retryInSeconds?: number) {
+  await finishWith(run, job, async () => {
+    const status = await failJob(run.sql, job.id, job.leaseToken, message.slice(0, 4000), {
+      retryable,
+      retryInSeconds,
+    });
+    if (status === 'failed_dlq') run.stats.deadLettered++;
+    else run.stats.retried++;
+    run.emit({ type: 'failed', job, status, error: message });
+  });
+}
+
+/** Runs a finishing call, retrying transient (connection) failures; a lost lease is final. */
+async function finishWith(run: WorkerRun, job: ClaimedJob, action: () => Promise<void>): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await action();
+      return;
+    } catch (error) {
+      if (isLeaseLost(error)) {
+        reportLeaseLost(run, job, 'finish', databaseMessage(error));
+        return;
+      }
+      if (attempt >= 3) {
+        // The lease runs out and the reaper retries the job.
+        run.stats.errors++;
+        run.emit({ type: 'error', during: 'finish', job, message: databaseMessage(error) });
+        run.logger.error('job_finish_failed', { job_id: job.id, kind: job.kind, message: databaseMessage(error) });
+        return;
+      }
+      await backoff(attempt);
+    }
+  }
+}
+
+function reportLeaseLost(run: WorkerRun, job: ClaimedJob, during: 'heartbeat' | 'finish', message: string): void {
+  run.stats.leaseLost++;
+  run.emit({ type: 'lease_lost', job, during, message });
+  run.logger.warn('job_lease_lost', { job_id: job.id, kind: job.kind, message });
+}
+
+/**
+ * Completions go to the database in batches, one batch in flight (group
+ * commit): at low load each job is completed at once, alone; under load the
+ * ones that finish while a batch is being written go together in the next.
+ */
+class CompletionQueue {
+  readonly #run: WorkerRun;
+  readonly #pending: { job: ClaimedJob; result: unknown; done: () => void }[] = [];
+  #flushing = false;
+
+  constructor(run: WorkerRun) {
+    this.#run = run;
+  }
+
+  /** Resolves once the job's completion was written (or reported as failed or lease-lost). */
+  add(job: ClaimedJob, result: unknown): Promise<void> {
     return new Promise((done) => {
-      completions.push({ job, result, done });
-      if (!completing) void flushCompletions();
+      this.#pending.push({ job, result, done });
+      if (!this.#flushing) void this.#flush();
     });
   }
 
-  async function flushCompletions(): Promise<void> {
-    completing = true;
+  async #flush(): Promise<void> {
+    this.#flushing = true;
     try {
-      while (completions.length > 0) {
-        const batch = completions.splice(0, 500);
+      while (this.#pending.length > 0) {
+        const batch = this.#pending.splice(0, 500);
         try {
-          const outcomes = await completeWithRetries(batch);
-          const lost = new Set(
-            outcomes.filter((outcome) => outcome.status !== 'succeeded').map((outcome) => outcome.id),
-          );
-          for (const { job } of batch) {
-            if (lost.has(job.id)) {
-              const message = `cannot complete job ${job.id}: its lease is no longer held`;
-              stats.leaseLost++;
-              emit({ type: 'lease_lost', job, during: 'finish', message });
-              logger.warn('job_lease_lost', { job_id: job.id, kind: job.kind, message });
-            } else {
-              stats.succeeded++;
-              emit({ type: 'succeeded', job });
-            }
-          }
+          this.#report(batch, await this.#completeWithRetries(batch));
         } catch (error) {
           // The leases run out and the reaper retries these jobs.
+          const { stats, emit, logger } = this.#run;
           for (const { job } of batch) {
             stats.errors++;
             emit({ type: 'error', during: 'finish', job, message: databaseMessage(error) });
@@ -258,189 +516,48 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerStats>
         }
       }
     } finally {
-      completing = false;
+      this.#flushing = false;
     }
   }
 
-  async function completeWithRetries(batch: readonly { job: ClaimedJob; result: unknown }[]) {
+  #report(batch: readonly { job: ClaimedJob }[], outcomes: readonly { id: string; status: string }[]): void {
+    const lost = new Set(outcomes.filter((outcome) => outcome.status !== 'succeeded').map((outcome) => outcome.id));
+    for (const { job } of batch) {
+      if (lost.has(job.id)) {
+        reportLeaseLost(this.#run, job, 'finish', `cannot complete job ${job.id}: its lease is no longer held`);
+      } else {
+        this.#run.stats.succeeded++;
+        this.#run.emit({ type: 'succeeded', job });
+      }
+    }
+  }
+
+  async #completeWithRetries(batch: readonly { job: ClaimedJob; result: unknown }[]) {
     for (let attempt = 1;; attempt++) {
       try {
         return await completeJobs(
-          sql,
+          this.#run.sql,
           batch.map(({ job, result }) => ({ id: job.id, leaseToken: job.leaseToken, result })),
         );
       } catch (error) {
         // complete_jobs is idempotent per lease: a retry after an unanswered
         // commit reports those jobs lease_lost, never completes them twice.
         if (attempt >= 3) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        await backoff(attempt);
       }
     }
   }
+}
 
-  async function fail(job: ClaimedJob, message: string, retryable: boolean, retryInSeconds?: number) {
-    await finishWith(job, async () => {
-      const status = await failJob(sql, job.id, job.leaseToken, message.slice(0, 4000), { retryable, retryInSeconds });
-      if (status === 'failed_dlq') stats.deadLettered++;
-      else stats.retried++;
-      emit({ type: 'failed', job, status, error: message });
-    });
-  }
+// ---- shutdown ----
 
-  async function runJob(job: ClaimedJob): Promise<void> {
-    const controller = new AbortController();
-    jobControllers.add(controller);
-    let leaseLost: string | undefined;
-    const timeout = setTimeout(
-      () => controller.abort(new JobTimeoutError(job.timeoutSeconds)),
-      job.timeoutSeconds * 1000,
-    );
-    let heartbeatInFlight = false;
-    const heartbeat = setInterval(async () => {
-      if (heartbeatInFlight || leaseLost !== undefined) return;
-      heartbeatInFlight = true;
-      try {
-        await heartbeatJob(sql, job.id, job.leaseToken, leaseSeconds);
-      } catch (error) {
-        if (isLeaseLost(error)) {
-          leaseLost = databaseMessage(error);
-          controller.abort(new JobLeaseLostError(leaseLost));
-        } else {
-          emit({ type: 'error', during: 'heartbeat', job, message: databaseMessage(error) });
-          logger.warn('job_heartbeat_failed', { job_id: job.id, message: databaseMessage(error) });
-        }
-      } finally {
-        heartbeatInFlight = false;
-      }
-    }, heartbeatIntervalMs);
-
-    const context: JobContext = {
-      signal: controller.signal,
-      workerId,
-      heartbeat: () => heartbeatJob(sql, job.id, job.leaseToken, leaseSeconds),
-      addArtifact: async (artifact) => (await storeJobArtifact(sql, job, artifact, artifactSettings)).id,
-    };
-    let outcome: HandlerOutcome;
-    try {
-      const handler = handlers[job.kind];
-      outcome = await settle(Promise.resolve().then(() => handler(job, context)), controller.signal, abortGraceMs);
-    } finally {
-      clearTimeout(timeout);
-      clearInterval(heartbeat);
-      jobControllers.delete(controller);
-    }
-
-    if (leaseLost !== undefined) {
-      // Another worker or the reaper has the job now: report nothing.
-      stats.leaseLost++;
-      emit({ type: 'lease_lost', job, during: 'heartbeat', message: leaseLost });
-      logger.warn('job_lease_lost', { job_id: job.id, kind: job.kind, message: leaseLost });
-      return;
-    }
-    const abortReason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
-
-    if (outcome.type === 'value') {
-      let serialized: string | undefined;
-      try {
-        serialized = JSON.stringify(outcome.value);
-      } catch (error) {
-        // Retrying would produce the same value: straight to the DLQ, saying why.
-        await fail(job, `the handler's result cannot be stored as JSON: ${errorText(error)}`, false);
-        return;
-      }
-      let result = outcome.value;
-      if (serialized !== undefined && byteLength(serialized) > (artifactSettings.inlineMaxBytes as number)) {
-        // A large result lives beside the job (in Storage when configured), not in the jobs table.
-        try {
-          const stored = await storeJobArtifact(sql, job, { name: 'result', content: outcome.value }, artifactSettings);
-          result = { artifact: stored };
-        } catch (error) {
-          if (isLeaseLost(error)) {
-            stats.leaseLost++;
-            emit({ type: 'lease_lost', job, during: 'finish', message: databaseMessage(error) });
-            return;
-          }
-          await fail(job, `the result could not be stored as an artifact: ${errorText(error)}`, true);
-          return;
-        }
-      }
-      await queueCompletion(job, result);
-      return;
-    }
-    if (outcome.type === 'abandoned') {
-      const reason = `${errorText(abortReason)}; the handler did not stop within ${abortGraceMs} ms`;
-      stats.abandoned++;
-      emit({ type: 'abandoned', job, reason });
-      logger.warn('job_handler_abandoned', { job_id: job.id, kind: job.kind, reason });
-      await fail(job, reason, true);
-      return;
-    }
-
-    const error = outcome.error;
-    if (error instanceof SkipJob) {
-      await finishWith(job, async () => {
-        await skipJob(sql, job.id, job.leaseToken, error.message);
-        stats.skipped++;
-        emit({ type: 'skipped', job, reason: error.message });
-      });
-    } else if (error instanceof AbortJob) {
-      await fail(job, error.message, false);
-    } else if (error instanceof RetryJob) {
-      await fail(job, error.message, true, error.retryInSeconds);
-    } else if (abortReason instanceof JobTimeoutError || abortReason instanceof WorkerShutdownError) {
-      // The handler stopped because its signal fired: say why, not how it stopped.
-      await fail(job, abortReason.message, true, abortReason instanceof WorkerShutdownError ? 0 : undefined);
-    } else {
-      await fail(job, errorText(error), true);
-    }
-  }
-
-  let claimFailures = 0;
-  while (!signal?.aborted) {
-    const free = concurrency - running.size;
-    if (free <= 0) {
-      await sleep(pollIntervalMs);
-      continue;
-    }
-    let jobs: ClaimedJob[];
-    try {
-      jobs = await claimJobs(sql, { worker: workerId, kinds, batchSize: free, leaseSeconds });
-      claimFailures = 0;
-    } catch (error) {
-      claimFailures++;
-      stats.errors++;
-      emit({ type: 'error', during: 'claim', message: databaseMessage(error) });
-      logger.warn('job_claim_failed', { worker: workerId, message: databaseMessage(error) });
-      await sleep(Math.min(pollIntervalMs * 2 ** claimFailures, 30_000));
-      continue;
-    }
-    for (const job of jobs) {
-      stats.claimed++;
-      emit({ type: 'claimed', job });
-      const task: Promise<void> = runJob(job)
-        .catch((error: unknown) => {
-          stats.errors++;
-          logger.error('job_worker_failed', { job_id: job.id, message: errorText(error) });
-        })
-        .finally(() => {
-          running.delete(task);
-          wake();
-        });
-      running.add(task);
-    }
-    if (jobs.length < free) await sleep(pollIntervalMs);
-  }
-
-  // Drain: no new claims; running jobs finish, or get their signal after drainTimeoutMs.
-  if (running.size > 0) {
-    logger.info('job_worker_draining', { worker: workerId, running: running.size });
-    const shutdown = setTimeout(() => {
-      for (const controller of jobControllers) controller.abort(new WorkerShutdownError());
-    }, drainTimeoutMs);
-    while (running.size > 0) await Promise.all([...running]);
-    clearTimeout(shutdown);
-  }
-  signal?.removeEventListener('abort', wake);
-  logger.info('job_worker_stopped', { worker: workerId, ...stats });
-  return stats;
+/** No new claims: running jobs finish, or get their signal (WorkerShutdownError) after drainTimeoutMs. */
+async function drain(run: WorkerRun, running: Set<Promise<void>>, jobControllers: Set<AbortController>) {
+  if (running.size === 0) return;
+  run.logger.info('job_worker_draining', { worker: run.settings.workerId, running: running.size });
+  const shutdown = setTimeout(() => {
+    for (const controller of jobControllers) controller.abort(new WorkerShutdownError());
+  }, run.settings.drainTimeoutMs);
+  while (running.size > 0) await Promise.all([...running]);
+  clearTimeout(shutdown);
 }

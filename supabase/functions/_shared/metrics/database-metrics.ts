@@ -196,7 +196,7 @@ const modelReputationSource: DatabaseSource = {
   },
 };
 
-export const databaseSources: readonly DatabaseSource[] = [
+const databaseSources: readonly DatabaseSource[] = [
   usageSource,
   reservationsSource,
   invariantSource,
@@ -213,6 +213,7 @@ export const databaseSources: readonly DatabaseSource[] = [
  * switchyard_database_up 0, never as a failed scrape.
  */
 export async function collectDatabaseMetrics(db: Database, statementTimeoutMs: number): Promise<MetricFamily[]> {
+  // A duration for the logs/metrics, not a time of day: the monotonic clock, nothing a test needs to move.
   const started = performance.now();
   let capabilities: Capabilities;
   try {

@@ -54,6 +54,7 @@ export class RequestMetrics {
   #rateLimited: Series<number> = new Map();
   #budgetRefused: Series<number> = new Map();
 
+  // The isolate's start time (process_start_time_seconds) is wall-clock by nature; tests pass `now`.
   constructor(now: () => number = Date.now) {
     this.startedAtSeconds = Math.floor(now() / 1000);
   }
@@ -151,6 +152,7 @@ function routeLabel(c: Context<AppEnv>): string {
 /** Counts and times every request of a function into `metrics`. */
 export function requestMetricsMiddleware(metrics: RequestMetrics, functionName: string) {
   return createMiddleware<AppEnv>(async function measureRequest(c, next) {
+    // A duration for the logs/metrics, not a time of day: the monotonic clock, nothing a test needs to move.
     const started = performance.now();
     metrics.requestStarted(functionName);
     try {

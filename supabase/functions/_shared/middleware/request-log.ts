@@ -5,6 +5,7 @@ import type { Logger } from '../logger.ts';
 /** One structured line per request; never headers or bodies. */
 export function requestLog(logger: Logger, functionName: string) {
   return createMiddleware<AppEnv>(async function logRequest(c, next) {
+    // A duration for the logs/metrics, not a time of day: the monotonic clock, nothing a test needs to move.
     const started = performance.now();
     await next();
     logger.info('request', {

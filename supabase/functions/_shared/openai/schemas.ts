@@ -49,7 +49,7 @@ const toolMessageSchema = z.looseObject({
   tool_call_id: z.string().min(1),
 });
 
-export const chatMessageSchema = z.discriminatedUnion('role', [
+const chatMessageSchema = z.discriminatedUnion('role', [
   systemMessageSchema,
   userMessageSchema,
   assistantMessageSchema,
@@ -150,7 +150,7 @@ export function issuePath(issue: ZodIssue): string | null {
 }
 
 /** The first issue as an OpenAI error's message and param. */
-export function formatZodError(error: z.ZodError): { message: string; param: string | null } {
+function formatZodError(error: z.ZodError): { message: string; param: string | null } {
   const first = error.issues[0];
   if (first === undefined) return { message: 'Invalid request body', param: null };
   return { message: describeZodIssue(first), param: issuePath(first) };

@@ -1,8 +1,6 @@
 // OpenAI chat completions / embeddings / models wire types: the router's public API.
 // Every provider adapter translates to and from these shapes.
 
-export type ChatRole = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
-
 export interface TextContentPart {
   type: 'text';
   text: string;

@@ -33,7 +33,7 @@ export function deltaChunk(
 }
 
 /** The final `choices: []` chunk OpenAI sends when stream_options.include_usage is set. */
-export function usageChunk(ctx: ChatCallContext, usage: Usage): ChatCompletionChunk {
+function usageChunk(ctx: ChatCallContext, usage: Usage): ChatCompletionChunk {
   return { ...chunkOf(ctx, []), usage };
 }
 

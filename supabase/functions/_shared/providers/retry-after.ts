@@ -1,7 +1,7 @@
 // How long an upstream asked us to wait, from Retry-After and provider rate-limit headers.
 
-/** Milliseconds to wait, or undefined when the upstream gave no hint. */
-export function parseRetryAfterMs(headers: Headers, nowMs: number = Date.now()): number | undefined {
+/** Milliseconds to wait, or undefined when the upstream gave no hint; `nowMs` comes from the caller's clock. */
+export function parseRetryAfterMs(headers: Headers, nowMs: number): number | undefined {
   const retryAfterMs = headers.get('retry-after-ms'); // OpenAI and Azure send this
   if (retryAfterMs !== null && /^\d+(\.\d+)?$/.test(retryAfterMs.trim())) {
     return Math.ceil(Number(retryAfterMs));
@@ -15,7 +15,7 @@ export function parseRetryAfterMs(headers: Headers, nowMs: number = Date.now()):
 }
 
 /** Retry-After is either delta-seconds or an HTTP date. */
-export function parseRetryAfterValue(value: string, nowMs: number): number | undefined {
+function parseRetryAfterValue(value: string, nowMs: number): number | undefined {
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.ceil(Number(trimmed) * 1000);
   const at = Date.parse(trimmed);

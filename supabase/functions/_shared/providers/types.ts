@@ -99,5 +99,6 @@ export interface ProviderAdapter {
   parseEmbeddingsResponse?(body: unknown, ctx: EmbeddingsCallContext, req: EmbeddingsRequest): EmbeddingsResponse;
   /** A cheap authenticated call (list models) for health probes. */
   buildHealthProbe(endpoint: ProviderEndpoint, apiKey: string): UpstreamRequest;
-  parseError(status: number, bodyText: string, headers: Headers): UpstreamError;
+  /** `nowMs` (the injected clock) turns a Retry-After date into a wait. */
+  parseError(status: number, bodyText: string, headers: Headers, nowMs: number): UpstreamError;
 }

@@ -27,7 +27,7 @@ export interface UpstreamErrorDetails {
   kind?: UpstreamErrorKind;
 }
 
-export function kindFromStatus(status: number): UpstreamErrorKind {
+function kindFromStatus(status: number): UpstreamErrorKind {
   if (status === 401 || status === 403) return 'auth';
   if (status === 404) return 'not_found';
   if (status === 408) return 'timeout';

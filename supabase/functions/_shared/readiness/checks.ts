@@ -51,6 +51,7 @@ export async function runChecks(
     capabilities: () => (detected ??= detectCapabilities(deps.db)),
   };
   return await Promise.all(checks.map(async (check) => {
+    // A duration for the logs/metrics, not a time of day: the monotonic clock, nothing a test needs to move.
     const started = performance.now();
     let outcome: CheckOutcome;
     try {
@@ -63,14 +64,14 @@ export async function runChecks(
 }
 
 /** A short reason without connection strings or credentials. */
-export function describeFailure(error: unknown): string {
+function describeFailure(error: unknown): string {
   if (!(error instanceof Error)) return 'check failed';
   const code = (error as { code?: unknown }).code;
   const message = error.message.replace(/postgres(ql)?:\/\/\S+/g, '[database url]');
   return typeof code === 'string' ? `${code}: ${message}` : message;
 }
 
-export const databaseReachable: ReadinessCheck = {
+const databaseReachable: ReadinessCheck = {
   name: 'database_reachable',
   async run({ deps }) {
     await deps.db`select 1`;
@@ -78,7 +79,7 @@ export const databaseReachable: ReadinessCheck = {
   },
 };
 
-export const migrationsAtHead: ReadinessCheck = {
+const migrationsAtHead: ReadinessCheck = {
   name: 'migrations_at_head',
   async run({ deps }) {
     const rows = await deps.db<{ version: string }[]>`select version from supabase_migrations.schema_migrations`;
@@ -89,7 +90,7 @@ export const migrationsAtHead: ReadinessCheck = {
   },
 };
 
-export const rlsOnExposedTables: ReadinessCheck = {
+const rlsOnExposedTables: ReadinessCheck = {
   name: 'rls_on_exposed_tables',
   async run({ deps }) {
     const rows = await deps.db<{ object_name: string }[]>`select object_name from lint.tables_without_rls()`;

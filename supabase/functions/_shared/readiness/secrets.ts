@@ -7,7 +7,7 @@ interface SecretRequirement {
 }
 
 /** What a launch needs set in the functions' secrets. Names only: values are never read here. */
-export const requiredSecrets: readonly SecretRequirement[] = [
+const requiredSecrets: readonly SecretRequirement[] = [
   { names: ['SUPABASE_DB_URL', 'DATABASE_URL'], why: 'database' },
   { names: ['SUPABASE_JWT_SECRET', 'SUPABASE_JWKS_URL'], why: 'user JWT verification' },
   { names: ['SUPABASE_ANON_KEY', 'SUPABASE_PUBLISHABLE_KEYS'], why: 'client project key' },

@@ -46,7 +46,7 @@ export function loadReadinessSettings(environment?: Record<string, string | unde
 }
 
 /** The names of variables that hold a non-blank value. */
-export function presentVariableNames(environment: Record<string, string | undefined>): ReadonlySet<string> {
+function presentVariableNames(environment: Record<string, string | undefined>): ReadonlySet<string> {
   return new Set(
     Object.entries(environment).filter(([, value]) => value !== undefined && value.trim() !== '').map(([name]) => name),
   );

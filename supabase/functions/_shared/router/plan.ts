@@ -10,7 +10,7 @@ import type {
 import { healthKey, reputationKey } from './catalog.ts';
 
 /** The reputation of a model with no evidence (model_reputation scores an empty row the same). */
-export const NEUTRAL_REPUTATION = 0.5;
+const NEUTRAL_REPUTATION = 0.5;
 
 export interface RouteRequest {
   tenantId: string;
@@ -64,7 +64,7 @@ export function controlBucket(policy: PolicyRecord): string | undefined {
  * A model's reputation for this request: the most specific row with evidence,
  * (tenant, domain), (tenant, any), (global, domain), (global, any); neutral without one.
  */
-export function reputationOf(snapshot: CatalogSnapshot, request: RouteRequest, model: ModelRecord): number {
+function reputationOf(snapshot: CatalogSnapshot, request: RouteRequest, model: ModelRecord): number {
   return reputationRecordOf(snapshot, request, model)?.score ?? NEUTRAL_REPUTATION;
 }
 
@@ -120,7 +120,7 @@ export function pickBucket(policy: PolicyRecord, tenantId: string, userId: strin
 }
 
 /** The policy for a request: tenant's before global, domain-specific before generic, then by priority. */
-export function matchPolicy(policies: readonly PolicyRecord[], request: RouteRequest): PolicyRecord | undefined {
+function matchPolicy(policies: readonly PolicyRecord[], request: RouteRequest): PolicyRecord | undefined {
   const matching = policies.filter((policy) =>
     policy.modelAlias === request.alias &&
     (policy.tenantId === null || policy.tenantId === request.tenantId) &&

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import { HttpError } from '../errors.ts';
 import { UpstreamFailureError } from '../providers/errors.ts';
 import type { ProviderAdapter, UpstreamRequest } from '../providers/types.ts';
@@ -37,7 +38,7 @@ export interface UpstreamExchange {
  * ClientAbortedError. The total timer keeps running while the caller reads
  * the body; call release() when done.
  */
-export async function sendUpstream(
+async function sendUpstream(
   fetchImpl: typeof fetch,
   request: UpstreamRequest,
   limits: UpstreamLimits,
@@ -78,7 +79,7 @@ export async function sendUpstream(
 }
 
 /** Reads a body as text, turning a timeout or cut connection into an UpstreamFailureError. */
-export async function readUpstreamText(
+async function readUpstreamText(
   exchange: UpstreamExchange,
   clientSignal: AbortSignal,
   providerName: string,
@@ -94,7 +95,7 @@ export async function readUpstreamText(
 }
 
 /** The first-byte and total limits of a provider (connect is part of first byte: fetch cannot tell them apart). */
-export function providerLimits(provider: ProviderRecord): UpstreamLimits {
+function providerLimits(provider: ProviderRecord): UpstreamLimits {
   return { firstByteMs: provider.connectTimeoutMs + provider.firstByteTimeoutMs, totalMs: provider.totalTimeoutMs };
 }
 
@@ -109,11 +110,14 @@ export async function exchangeJson(
   provider: ProviderRecord,
   adapter: Pick<ProviderAdapter, 'parseError'>,
   clientSignal: AbortSignal,
+  clock: Clock,
 ): Promise<unknown> {
   const exchange = await sendUpstream(fetchImpl, request, providerLimits(provider), clientSignal, provider.slug);
   const text = await readUpstreamText(exchange, clientSignal, provider.slug);
   if (!exchange.response.ok) {
-    throw new UpstreamFailureError(adapter.parseError(exchange.response.status, text, exchange.response.headers));
+    throw new UpstreamFailureError(
+      adapter.parseError(exchange.response.status, text, exchange.response.headers, clock.now().getTime()),
+    );
   }
   try {
     return JSON.parse(text);
@@ -133,12 +137,13 @@ export async function openUpstreamStream(
   provider: ProviderRecord,
   adapter: Pick<ProviderAdapter, 'parseError'>,
   clientSignal: AbortSignal,
+  clock: Clock,
 ): Promise<UpstreamExchange & { response: { body: ReadableStream<Uint8Array> } }> {
   const exchange = await sendUpstream(fetchImpl, request, providerLimits(provider), clientSignal, provider.slug);
   const { response } = exchange;
   if (!response.ok || !response.body) {
     const text = await readUpstreamText(exchange, clientSignal, provider.slug);
-    throw new UpstreamFailureError(adapter.parseError(response.status, text, response.headers));
+    throw new UpstreamFailureError(adapter.parseError(response.status, text, response.headers, clock.now().getTime()));
   }
   return exchange as UpstreamExchange & { response: { body: ReadableStream<Uint8Array> } };
 }

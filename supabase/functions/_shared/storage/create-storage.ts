@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { artifactsBucket, type ArtifactStorage } from './storage.ts';
 import { SupabaseStorage } from './supabase-storage.ts';
@@ -16,7 +17,11 @@ export interface StorageSetup {
  * throws: not enabled, or enabled without a URL or service key, gives the
  * unavailable storage, so the functions still start.
  */
-export function createStorage(settings: Config['storage'], fetchImpl: typeof fetch): StorageSetup {
+export function createStorage(
+  settings: Config['storage'],
+  fetchImpl: typeof fetch,
+  clock: Clock = systemClock,
+): StorageSetup {
   if (!settings.enabled) {
     return {
       storage: createUnavailableStorage(['Storage is not configured (STORAGE_ENABLED is not true)']),
@@ -36,6 +41,7 @@ export function createStorage(settings: Config['storage'], fetchImpl: typeof fet
     bucket: artifactsBucket,
     timeoutMs: settings.timeoutMs,
     fetch: fetchImpl,
+    clock,
   });
   return { storage, problems };
 }

@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../clock.ts';
 import { HttpError } from '../errors.ts';
 import { type ArtifactStorage, encodeObjectPath, type SignedObjectUrl } from './storage.ts';
 
@@ -21,10 +22,12 @@ export interface SupabaseStorageOptions {
   /** Each call's limit (STORAGE_TIMEOUT_MS). */
   timeoutMs: number;
   fetch: typeof fetch;
+  /** Dates a signed URL's expiry (default: the system clock). */
+  clock?: Clock;
 }
 
 /** Where readiness keeps its probe object (outside every tenant's prefix). */
-export const storageProbePath = '_switchyard/readiness-probe.txt';
+const storageProbePath = '_switchyard/readiness-probe.txt';
 const probeBody = 'switchyard storage probe';
 
 export class SupabaseStorage implements ArtifactStorage {
@@ -109,7 +112,10 @@ export class SupabaseStorage implements ArtifactStorage {
     if (typeof signedUrl !== 'string' || !signedUrl.startsWith('/')) {
       throw new HttpError('storage_unavailable', 'Storage answered sign without a signedURL');
     }
-    return { url: `${this.#apiUrl}${signedUrl}`, expiresAt: new Date(Date.now() + expiresIn * 1000) };
+    return {
+      url: `${this.#apiUrl}${signedUrl}`,
+      expiresAt: new Date((this.#options.clock ?? systemClock).now().getTime() + expiresIn * 1000),
+    };
   }
 
   async remove(path: string): Promise<void> {

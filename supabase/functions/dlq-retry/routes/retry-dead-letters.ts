@@ -1,6 +1,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { databaseIdentityOf } from '../../_shared/auth/caller.ts';
 import { resolveTenant } from '../../_shared/auth/tenant.ts';
+import { withIdentity } from '../../_shared/db.ts';
 import type { AppDependencies } from '../../_shared/dependencies.ts';
 import { HttpError } from '../../_shared/errors.ts';
 import type { AppEnv } from '../../_shared/hono-env.ts';
@@ -9,7 +11,7 @@ import { deadLetterRoles, requireDeadLetterOperator } from '../../_shared/jobs/o
 import { isoDateTime, readJsonBody } from '../../_shared/validation.ts';
 
 /** At most this many dead letters per request, whatever `max` says. */
-export const maxRequeueCap = 1000;
+const maxRequeueCap = 1000;
 
 const retryFilter = z.object({
   kind: jobKindName.optional(),
@@ -75,21 +77,23 @@ export function retryDeadLettersRoute(deps: AppDependencies) {
       });
     }
     // A user acts on one tenant they operate; the service role on one it names, or on all.
+    // Under the caller's identity, so the database decides: requeue_dead_letters checks a
+    // user operates the tenant, and records them as the actor.
     const requested = headerTenant ?? body.filter?.tenant_id;
-    const tenantId = caller.kind === 'user' || requested !== undefined
-      ? (await resolveTenant(deps.db, caller, requested, { roles: deadLetterRoles })).tenantId
-      : null;
-
-    let response: RetryDeadLettersResponse;
-    try {
-      const [row] = await deps.db<{ response: RetryDeadLettersResponse }[]>`
-        select public.requeue_dead_letters(${body.ids ?? null}::uuid[],
-          ${body.filter ? JSON.stringify(body.filter) : null}::text::jsonb, ${actorOf(caller)}, ${body.reason},
-          ${idempotencyKey ?? null}::text, ${body.dry_run}, ${body.max}::integer, ${tenantId}::uuid) as response`;
-      response = row.response;
-    } catch (error) {
-      jobFunctionError(error, 'filter.kind');
-    }
+    const response = await withIdentity(deps.db, databaseIdentityOf(caller), async (tx) => {
+      const tenantId = caller.kind === 'user' || requested !== undefined
+        ? (await resolveTenant(tx, caller, requested, { roles: deadLetterRoles })).tenantId
+        : null;
+      try {
+        const [row] = await tx<{ response: RetryDeadLettersResponse }[]>`
+          select public.requeue_dead_letters(${body.ids ?? null}::uuid[],
+            ${body.filter ? JSON.stringify(body.filter) : null}::text::jsonb, ${actorOf(caller)}, ${body.reason},
+            ${idempotencyKey ?? null}::text, ${body.dry_run}, ${body.max}::integer, ${tenantId}::uuid) as response`;
+        return row.response;
+      } catch (error) {
+        jobFunctionError(error, 'filter.kind');
+      }
+    });
     if (response.replayed) c.header('idempotent-replayed', 'true');
     return c.json(response);
   });

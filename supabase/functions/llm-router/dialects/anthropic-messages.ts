@@ -68,7 +68,7 @@ function passThroughRequest(attempt: Attempt<MessagesWire>): UpstreamRequest {
  * anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset} as Anthropic
  * sends them (reset: an RFC 3339 time), for the limits the caller has.
  */
-export function anthropicRateLimitHeaders(status: RateLimitStatus, now: Date): Record<string, string> {
+function anthropicRateLimitHeaders(status: RateLimitStatus, now: Date): Record<string, string> {
   const headers: Record<string, string> = {};
   const reset = new Date(now.getTime() + status.reset_seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const limits = [

@@ -9,7 +9,7 @@ import { jsonBodyOf } from '../../_shared/validation.ts';
 const tagPattern = /^[a-z0-9][a-z0-9_.:-]{0,63}$/;
 
 /** POST /v1/feedback: a rating of one request this tenant made. */
-export const feedbackBody = z.object({
+const feedbackBody = z.object({
   request_id: z.string().min(1).max(128),
   score: z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').optional(),
   thumbs: z.enum(['up', 'down']).optional(),

@@ -2,7 +2,7 @@
 import type { ProviderEndpoint } from '../types.ts';
 import { joinUrl } from '../http.ts';
 
-export const DEFAULT_ANTHROPIC_VERSION = '2023-06-01';
+const DEFAULT_ANTHROPIC_VERSION = '2023-06-01';
 export const ANTHROPIC_PROVIDER_NAME = 'Anthropic';
 
 export function anthropicUrl(endpoint: ProviderEndpoint, path: string): string {

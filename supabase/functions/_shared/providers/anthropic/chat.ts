@@ -24,7 +24,7 @@ import {
   type AnthropicToolChoice,
 } from './wire.ts';
 
-export const DEFAULT_ANTHROPIC_MAX_TOKENS = 4096;
+const DEFAULT_ANTHROPIC_MAX_TOKENS = 4096;
 
 export function buildAnthropicMessagesBody(req: ChatCompletionRequest, ctx: ChatCallContext): AnthropicMessagesBody {
   rejectUnsupported(req);

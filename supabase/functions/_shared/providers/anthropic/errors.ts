@@ -18,13 +18,13 @@ const KIND_BY_TYPE: Readonly<Record<string, UpstreamErrorKind>> = {
   timeout_error: 'timeout',
 };
 
-export function parseAnthropicError(status: number, bodyText: string, headers: Headers): UpstreamError {
+export function parseAnthropicError(status: number, bodyText: string, headers: Headers, nowMs: number): UpstreamError {
   const error = readError(safeJson(bodyText));
   return classifyUpstreamError({
     provider: ANTHROPIC_PROVIDER_NAME,
     status,
     message: error?.message,
-    retryAfterMs: parseRetryAfterMs(headers),
+    retryAfterMs: parseRetryAfterMs(headers, nowMs),
     kind: error === undefined ? undefined : KIND_BY_TYPE[error.type],
   });
 }

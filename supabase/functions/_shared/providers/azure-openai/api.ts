@@ -3,7 +3,7 @@ import type { ProviderEndpoint } from '../types.ts';
 import { joinUrl } from '../http.ts';
 
 // GA version that accepts stream_options and max_completion_tokens
-export const DEFAULT_AZURE_API_VERSION = '2024-10-21';
+const DEFAULT_AZURE_API_VERSION = '2024-10-21';
 
 export function azureDeploymentUrl(endpoint: ProviderEndpoint, deployment: string, operation: string): string {
   const path = `openai/deployments/${encodeURIComponent(deployment)}/${operation}`;

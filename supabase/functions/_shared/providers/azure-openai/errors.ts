@@ -4,6 +4,6 @@ import { parseOpenAIError } from '../openai/errors.ts';
 
 export const AZURE_PROVIDER_NAME = 'Azure OpenAI';
 
-export function parseAzureError(status: number, bodyText: string, headers: Headers): UpstreamError {
-  return parseOpenAIError(AZURE_PROVIDER_NAME, status, bodyText, headers);
+export function parseAzureError(status: number, bodyText: string, headers: Headers, nowMs: number): UpstreamError {
+  return parseOpenAIError(AZURE_PROVIDER_NAME, status, bodyText, headers, nowMs);
 }

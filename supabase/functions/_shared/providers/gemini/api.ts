@@ -3,7 +3,7 @@ import type { ProviderEndpoint } from '../types.ts';
 import { joinUrl } from '../http.ts';
 
 export const GEMINI_PROVIDER_NAME = 'Gemini';
-export const DEFAULT_GEMINI_API_VERSION = 'v1beta';
+const DEFAULT_GEMINI_API_VERSION = 'v1beta';
 
 /** Accepts `gemini-2.0-flash` or the resource name `models/gemini-2.0-flash`. */
 export function geminiModelName(model: string): string {

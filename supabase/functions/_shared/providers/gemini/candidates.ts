@@ -43,7 +43,7 @@ export interface CandidateContent {
 }
 
 /** Gemini function calls usually have no id; ours must be unique across turns, hence the request id. */
-export function geminiToolCallId(
+function geminiToolCallId(
   ctx: ChatCallContext,
   candidateIndex: number,
   callIndex: number,

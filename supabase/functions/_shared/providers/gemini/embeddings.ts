@@ -10,7 +10,7 @@ export interface GeminiBatchEmbedBody {
   requests: Array<{ model: string; content: { parts: Array<{ text: string }> }; outputDimensionality?: number }>;
 }
 
-export function embeddingInputs(req: EmbeddingsRequest): string[] {
+function embeddingInputs(req: EmbeddingsRequest): string[] {
   if (typeof req.input === 'string') return [req.input];
   const inputs: string[] = [];
   for (const item of req.input) {

@@ -13,13 +13,13 @@ interface GeminiErrorFields {
   details: Array<Record<string, unknown>>;
 }
 
-export function parseGeminiError(status: number, bodyText: string, headers: Headers): UpstreamError {
+export function parseGeminiError(status: number, bodyText: string, headers: Headers, nowMs: number): UpstreamError {
   const error = readError(safeJson(bodyText));
   return classifyUpstreamError({
     provider: GEMINI_PROVIDER_NAME,
     status,
     message: error?.message,
-    retryAfterMs: parseRetryAfterMs(headers) ?? (error ? retryDelayMs(error) : undefined),
+    retryAfterMs: parseRetryAfterMs(headers, nowMs) ?? (error ? retryDelayMs(error) : undefined),
     kind: error ? kindFromBody(error) : undefined,
   });
 }

@@ -62,7 +62,7 @@ export function parseOpenAIChatResponse(body: unknown, ctx: ChatCallContext, pro
   return response;
 }
 
-export function toUsage(usage: z.infer<typeof openAIUsageSchema>): Usage {
+function toUsage(usage: z.infer<typeof openAIUsageSchema>): Usage {
   const completion = usage.completion_tokens ?? Math.max(0, usage.total_tokens - usage.prompt_tokens);
   return { ...usage, completion_tokens: completion };
 }

@@ -5,14 +5,20 @@ import { parseRetryAfterMs } from '../retry-after.ts';
 import { classifyUpstreamError, type UpstreamErrorKind } from '../upstream-errors.ts';
 import { openAIErrorBodySchema } from './wire.ts';
 
-export function parseOpenAIError(provider: string, status: number, bodyText: string, headers: Headers): UpstreamError {
+export function parseOpenAIError(
+  provider: string,
+  status: number,
+  bodyText: string,
+  headers: Headers,
+  nowMs: number,
+): UpstreamError {
   const error = readErrorObject(bodyText);
   return classifyUpstreamError({
     provider,
     status,
     message: error?.message,
     code: error?.code,
-    retryAfterMs: parseRetryAfterMs(headers),
+    retryAfterMs: parseRetryAfterMs(headers, nowMs),
     kind: kindFromBody(status, error?.code, error?.type),
   });
 }

@@ -28,6 +28,6 @@ export function createOpenAIAdapter(kind: Extract<ProviderKind, 'openai' | 'open
       ),
     parseEmbeddingsResponse: (body, ctx) => parseOpenAIEmbeddingsResponse(body, ctx, provider),
     buildHealthProbe: (endpoint, apiKey) => jsonGet(openAIUrl(endpoint, 'models'), openAIHeaders(apiKey)),
-    parseError: (status, bodyText, headers) => parseOpenAIError(provider, status, bodyText, headers),
+    parseError: (status, bodyText, headers, nowMs) => parseOpenAIError(provider, status, bodyText, headers, nowMs),
   };
 }
