@@ -1,9 +1,10 @@
 import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAKE_ENCRYPTED_REASONING, type FakeUpstream, startFakeUpstream } from '../fakes/fake-upstream.ts';
-import { catalogCaughtUp, type CatalogFixture, createCatalogFixture } from '../helpers/catalog.ts';
+import { catalogCaughtUp, type CatalogFixture } from '../helpers/catalog.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { call, connectDatabase, createTenant, serviceHeaders, stack } from '../helpers/stack.ts';
+import { call, connectDatabase, stack } from '../helpers/stack.ts';
+import { fixtureWithKey, newTenantKey, usageRecordOf as recordOf } from '../helpers/metered.ts';
 
 // The official `openai` SDK's Responses API (responses.create, responses.stream)
 // against POST /llm-router/v1/responses on the real Deno server, configured as
@@ -21,28 +22,6 @@ let key: string;
 let client: OpenAI;
 const baseURL = () => `${stack.functionsUrl}/llm-router/v1`;
 
-async function newTenantKey(name: string): Promise<{ tenantId: string; key: string }> {
-  const id = await createTenant(name);
-  const created = await call(`/ops/tenants/${id}/api-keys`, {
-    method: 'POST',
-    headers: serviceHeaders(),
-    body: JSON.stringify({ name }),
-  });
-  expect(created.status).toBe(201);
-  return { tenantId: id, key: ((await created.json()) as { key: string }).key };
-}
-
-async function fixtureWithKey(options: Parameters<typeof createCatalogFixture>[1]) {
-  const fixture = await createCatalogFixture(sql, options);
-  const stored = await call('/keys', {
-    method: 'POST',
-    headers: serviceHeaders(),
-    body: JSON.stringify({ provider: fixture.providerSlug, secret: `sk-test-${crypto.randomUUID()}` }),
-  });
-  expect(stored.status).toBe(201);
-  return fixture;
-}
-
 /** POST /v1/responses without the SDK, to assert whole bodies and headers. */
 function postResponses(tenantKey: string, body: unknown) {
   return call('/llm-router/v1/responses', {
@@ -52,26 +31,7 @@ function postResponses(tenantKey: string, body: unknown) {
   });
 }
 
-interface UsageRecord {
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost_usd_micros: string;
-  status: string;
-  provider: string;
-}
-
-/** The usage record of a request, once written (the lease path flushes in batches). */
-async function usageRecordOf(requestId: string): Promise<UsageRecord> {
-  const rows = await eventually(
-    () =>
-      sql<UsageRecord[]>`
-      select prompt_tokens, completion_tokens, cost_usd_micros::text, status, provider
-      from public.usage_records where request_id = ${requestId}`,
-    (found) => found.length === 1,
-  );
-  expect(rows).toHaveLength(1);
-  return rows[0];
-}
+const usageRecordOf = (requestId: string) => recordOf(sql, requestId);
 
 async function usageRecordCount(tenant: string): Promise<number> {
   const [{ n }] = await sql<{ n: number }[]>`
@@ -98,25 +58,25 @@ beforeAll(async () => {
   fake = await startFakeUpstream({ models: ['gpt-4o-mini', 'claude-sonnet-4-5'] });
   const capabilities = ['chat', 'stream', 'tools', 'json', 'vision'];
   const suffix = crypto.randomUUID().slice(0, 8);
-  openai = await fixtureWithKey({
+  openai = await fixtureWithKey(sql, {
     kind: 'openai',
     baseUrl: fake.endpoints.openai,
     upstreamModel: `gpt-pass-${suffix}`,
     capabilities,
   });
-  azure = await fixtureWithKey({
+  azure = await fixtureWithKey(sql, {
     kind: 'azure_openai',
     baseUrl: fake.endpoints.azure_openai,
     upstreamModel: `azure-pass-${suffix}`,
     capabilities,
   });
-  compat = await fixtureWithKey({
+  compat = await fixtureWithKey(sql, {
     kind: 'openai_compatible',
     baseUrl: fake.endpoints.openai,
     upstreamModel: `compat-translated-${suffix}`,
     capabilities,
   });
-  anthropic = await fixtureWithKey({
+  anthropic = await fixtureWithKey(sql, {
     kind: 'anthropic',
     baseUrl: fake.endpoints.anthropic,
     upstreamModel: `claude-translated-${suffix}`,

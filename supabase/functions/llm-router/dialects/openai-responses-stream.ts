@@ -14,8 +14,9 @@ import { openAIErrorFromObject } from '../../_shared/providers/openai/errors.ts'
 import type { StreamTranslator, UpstreamError } from '../../_shared/providers/types.ts';
 import { streamInterruptedError } from '../../_shared/providers/upstream-errors.ts';
 import { countTextTokens } from '../../_shared/router/tokens.ts';
-import { parseSseStream, type SseEvent, SseLineParser } from '../../_shared/sse.ts';
+import { parseSseStream, type SseEvent } from '../../_shared/sse.ts';
 import type { StreamSource, TokenUsage } from '../stream.ts';
+import { ForwardedSseStream } from './forwarded-stream.ts';
 import type { ResponsesAnswer } from './openai-responses.ts';
 import {
   functionCallItem,
@@ -54,37 +55,13 @@ function errorEvent(error: UpstreamError, sequence: number): Uint8Array {
 }
 
 /** An OpenAI upstream's Responses stream, byte for byte. */
-export class ForwardedResponsesStream implements StreamSource<ResponsesAnswer> {
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
-  private readonly decoder = new TextDecoder();
-  private readonly events = new SseLineParser();
+export class ForwardedResponsesStream extends ForwardedSseStream<ResponsesAnswer> {
   private produced = '';
   private final: z.infer<typeof responsesUpstreamSchema> | undefined;
   private lastSequence = -1;
-  /** An `error` or `response.failed` event the client already has (forwarded with its bytes). */
-  private forwardedError: UpstreamError | undefined;
 
-  constructor(body: ReadableStream<Uint8Array>, private readonly provider: string) {
-    this.reader = body.getReader();
-  }
-
-  async next(): Promise<Uint8Array | undefined> {
-    if (this.forwardedError) throw new UpstreamFailureError(this.forwardedError);
-    for (;;) {
-      const { value, done } = await this.reader.read();
-      if (done) {
-        this.scan(this.events.end(this.decoder.decode()));
-        if (this.forwardedError) throw new UpstreamFailureError(this.forwardedError);
-        if (!this.final) throw new UpstreamFailureError(streamInterruptedError(this.provider));
-        return undefined;
-      }
-      this.scan(this.events.push(this.decoder.decode(value, { stream: true })));
-      if (value.byteLength > 0) return value;
-    }
-  }
-
-  /** Deltas and the terminal event, from the events in the bytes just read; nothing is rewritten. */
-  private scan(events: SseEvent[]): void {
+  /** Deltas and the terminal event (response.failed and error events are the upstream's errors). */
+  protected scan(events: SseEvent[]): void {
     for (const { data } of events) {
       let parsed;
       try {
@@ -108,18 +85,18 @@ export class ForwardedResponsesStream implements StreamSource<ResponsesAnswer> {
     }
   }
 
+  protected get finished(): boolean {
+    return this.final !== undefined;
+  }
+
+  protected errorEvent(error: UpstreamError): Uint8Array {
+    return errorEvent(error, this.lastSequence + 1);
+  }
+
   usage(): TokenUsage {
     const usage = this.final?.usage;
     if (usage) return { promptTokens: usage.input_tokens, completionTokens: usage.output_tokens };
     return { completionTokens: countTextTokens(this.produced) };
-  }
-
-  end(): Uint8Array {
-    return NOTHING; // response.completed was the upstream's own last event
-  }
-
-  failure(error: UpstreamError): Uint8Array {
-    return this.forwardedError ? NOTHING : errorEvent(error, this.lastSequence + 1);
   }
 
   answer(): ResponsesAnswer | undefined {
