@@ -207,11 +207,12 @@ const body = (text: string) =>
     },
   });
 
-async function drain(source: { next(): Promise<Uint8Array | undefined> }): Promise<string> {
+/** Everything a source sends, as the relay does: every chunk, then its end. */
+async function drain(source: { next(): Promise<Uint8Array | undefined>; end(): Uint8Array }): Promise<string> {
   let text = '';
   const decoder = new TextDecoder();
   for (let bytes = await source.next(); bytes !== undefined; bytes = await source.next()) text += decoder.decode(bytes);
-  return text;
+  return text + decoder.decode(source.end());
 }
 
 const eventsOf = (text: string) =>

@@ -27,7 +27,6 @@ import {
 } from './openai-responses-translate.ts';
 
 const encoder = new TextEncoder();
-const NOTHING = new Uint8Array(0);
 
 const usageSchema = z.looseObject({ input_tokens: z.number().int(), output_tokens: z.number().int() });
 /** What the router reads of an upstream Response object: its id, output and usage. */
@@ -134,6 +133,7 @@ export class TranslatedResponsesStream implements StreamSource<ResponsesAnswer> 
   private finishReason: FinishReason | null = null;
   private produced = '';
   private final: Record<string, unknown> | undefined;
+  private last = '';
 
   constructor(
     body: ReadableStream<Uint8Array>,
@@ -152,7 +152,9 @@ export class TranslatedResponsesStream implements StreamSource<ResponsesAnswer> 
         this.ended = true;
         text = this.events(this.translator.finish());
         if (!this.translator.done()) throw new UpstreamFailureError(streamInterruptedError(this.provider));
-        text += this.start() + this.closeAll() + this.completed();
+        text += this.start() + this.closeAll();
+        // Sent by end(), after settlement: a client that saw response.completed has its usage recorded.
+        this.last = this.completed();
       } else {
         text = this.events(this.translator.push(next.value));
       }
@@ -319,7 +321,7 @@ export class TranslatedResponsesStream implements StreamSource<ResponsesAnswer> 
   }
 
   end(): Uint8Array {
-    return NOTHING; // response.completed is the last event
+    return encoder.encode(this.last);
   }
 
   failure(error: UpstreamError): Uint8Array {

@@ -17,6 +17,7 @@ import type { UpstreamRequest } from '../../_shared/providers/types.ts';
 import { readUpstreamBody } from '../../_shared/providers/upstream-body.ts';
 import { storedConversation, storeResponse } from '../../_shared/responses/stored-responses.ts';
 import type { ModelCapability } from '../../_shared/router/catalog.ts';
+import { isInvalidJson } from '../../_shared/router/quality-signals.ts';
 import { countTextTokens } from '../../_shared/router/tokens.ts';
 import type { Attempt, Dialect } from '../pipeline.ts';
 import type { TokenUsage } from '../stream.ts';
@@ -166,6 +167,19 @@ export const openAIResponses: Dialect<ResponsesWire, ResponsesAnswer> = {
   },
   usage: (answer) => answer.usage,
   render: (c, answer) => c.json(answer.body),
+  outcome(wire, answer) {
+    const { output, incomplete_details: incomplete } = answer.body as {
+      output?: { type?: string; content?: { type?: string; text?: string }[] }[];
+      incomplete_details?: { reason?: string } | null;
+    };
+    const parts = (output ?? []).flatMap((item) => (item.type === 'message' ? item.content ?? [] : []));
+    if (incomplete?.reason === 'content_filter' || parts.some((part) => part.type === 'refusal')) return 'refusal';
+    const format = wire.request.text?.format?.type;
+    // A function call is not the JSON answer text.format asks for.
+    if ((format !== 'json_object' && format !== 'json_schema') || parts.length === 0) return 'ok';
+    const text = parts.map((part) => part.text ?? '').join('');
+    return isInvalidJson(text) ? 'invalid_json' : 'ok';
+  },
   streamSource(body, attempt) {
     const provider = attempt.candidate.provider.slug;
     if (passesThrough(attempt)) return new ForwardedResponsesStream(body, provider);
