@@ -182,6 +182,17 @@ describe('POST /v1/responses translated to chat (OpenAI-compatible and Anthropic
     }
   });
 
+  it("answers through npm start's demo provider (OpenAI-compatible: translated)", async () => {
+    const { data, response } = await client.responses.create({ model: 'demo-chat', input: 'hello demo' })
+      .withResponse();
+    expect(response.headers.get('x-switchyard-provider')).toBe('switchyard-demo');
+    // A translated answer has the router's id; a pass-through would have the upstream's (resp_fake_…).
+    expect(data.id).toBe(`resp_${response.headers.get('x-request-id')}`);
+    expect(data.output_text).toBe('echo: hello demo');
+    const record = await usageRecordOf(response.headers.get('x-request-id')!);
+    expect(record).toMatchObject({ provider: 'switchyard-demo', prompt_tokens: 2, completion_tokens: 3 });
+  });
+
   it('maps text.format json_schema to response_format, and max_output_tokens, temperature, top_p', async () => {
     const schema = { type: 'object', properties: { echo: { type: 'string' } }, required: ['echo'] };
     const response = await client.responses.create({
