@@ -48,6 +48,8 @@ describe('parseResponsesRequest', () => {
       .toMatchObject({ ok: false, param: 'input.0.call_id' });
     expect(parseResponsesRequest({ model: 'm', input: [{ role: 'user', content: [{ type: 'input_video' }] }] }))
       .toMatchObject({ ok: false, param: 'input.0.content.0.type' });
+    expect(parseResponsesRequest({ model: 'm', input: 'x', tools: [{ type: 'function', name: 'no spaces' }] }))
+      .toMatchObject({ ok: false, param: 'tools.0.name' });
   });
 
   it('takes a message without type as a message item, and keeps unknown fields', () => {

@@ -102,13 +102,15 @@ const functionTool = z.looseObject({
   parameters: z.record(z.string(), z.unknown()).nullable().optional(),
   strict: z.boolean().nullable().optional(),
 });
+/** Any type but `function`: a malformed function tool is refused, not taken for a built-in one. */
+const otherType = z.string().min(1).refine((type) => type !== 'function', 'a function needs its name');
 /** Built-in tools run by OpenAI itself (web_search, file_search, ...): any other type. */
-const builtInTool = z.looseObject({ type: z.string().min(1) });
+const builtInTool = z.looseObject({ type: otherType });
 
 const toolChoice = z.union([
   z.enum(['none', 'auto', 'required']),
   z.looseObject({ type: z.literal('function'), name: z.string().min(1) }),
-  z.looseObject({ type: z.string().min(1) }),
+  z.looseObject({ type: otherType }),
 ]);
 
 const textFormat = z.discriminatedUnion('type', [
