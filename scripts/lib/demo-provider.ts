@@ -51,8 +51,8 @@ export async function registerDemoProviderIfNoKeys(options: {
 
     const [provider] = await sql<{ id: string }[]>`
       insert into public.llm_providers (slug, kind, base_url, region)
-      values (${demoProviderSlug}, 'openai', ${`${url}/v1`}, 'local')
-      on conflict (slug) do update set base_url = excluded.base_url, enabled = true
+      values (${demoProviderSlug}, 'openai_compatible', ${`${url}/v1`}, 'local')
+      on conflict (slug) do update set kind = excluded.kind, base_url = excluded.base_url, enabled = true
       returning id`;
     await sql`
       insert into public.llm_models (provider_id, alias, upstream_model, input_cost_per_million, output_cost_per_million,

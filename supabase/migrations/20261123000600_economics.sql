@@ -117,7 +117,7 @@ create table public.usage_records (
   domain text,
   -- The wire format the client spoke (the router's dialect; DialectName in _shared/economics/ledger.ts).
   dialect text not null default 'openai_chat'
-    check (dialect in ('openai_chat', 'openai_embeddings', 'anthropic_messages')),
+    check (dialect in ('openai_chat', 'openai_embeddings', 'anthropic_messages', 'openai_responses')),
   -- The parts of prompt_tokens written to and read from the provider's prompt cache (own prices in llm_models).
   cache_write_tokens integer not null default 0 check (cache_write_tokens >= 0),
   cache_read_tokens integer not null default 0 check (cache_read_tokens >= 0),
@@ -125,7 +125,7 @@ create table public.usage_records (
   primary key (request_id, created_at)
 ) partition by range (created_at);
 comment on table public.usage_records is 'One row per finished LLM request: tokens, cost, provider, model, cache hit and latency.';
-comment on column public.usage_records.dialect is 'The API the client called: openai_chat (also the default for callers that do not say), openai_embeddings, anthropic_messages.';
+comment on column public.usage_records.dialect is 'The API the client called: openai_chat (also the default for callers that do not say), openai_embeddings, anthropic_messages, openai_responses.';
 comment on column public.usage_records.cache_write_tokens is 'Prompt tokens written to the provider''s prompt cache (part of prompt_tokens).';
 comment on column public.usage_records.cache_read_tokens is 'Prompt tokens read from the provider''s prompt cache (part of prompt_tokens).';
 comment on column public.usage_records.lease_id is 'The budget lease this request was charged to; null when it had its own reservation.';

@@ -20,6 +20,7 @@ import {
   handleGeminiModels,
 } from './upstream/gemini.ts';
 import { handleOpenAIChat, handleOpenAIEmbeddings, handleOpenAIModels, openAIFaultReply } from './upstream/openai.ts';
+import { handleOpenAIResponses } from './upstream/openai-responses.ts';
 import { encodeSse, type FakeReply, type FakeRoute, type HandlerEnv, json, type WireFormat } from './upstream/reply.ts';
 import { resolveRoute } from './upstream/routes.ts';
 
@@ -28,6 +29,7 @@ export type { WireFormat } from './upstream/reply.ts';
 export { countWords, FAKE_TOOL_ARGUMENTS, fakeEmbedding } from './upstream/conversation.ts';
 export { FAKE_CACHE_USAGE, FAKE_THINKING } from './upstream/anthropic.ts';
 export { FAKE_CACHED_TOKENS } from './upstream/openai.ts';
+export { FAKE_ENCRYPTED_REASONING } from './upstream/openai-responses.ts';
 
 export const DEFAULT_FAKE_MODELS = [
   'gpt-4o-mini',
@@ -248,6 +250,7 @@ function dispatch(route: FakeRoute, url: URL, body: unknown, env: HandlerEnv): F
     case 'azure':
       if (route.operation === 'models') return handleOpenAIModels(env);
       if (route.operation === 'embeddings') return handleOpenAIEmbeddings(route, body, env);
+      if (route.operation === 'responses') return handleOpenAIResponses(route, body, env);
       return handleOpenAIChat(route, body, env);
     case 'anthropic':
       return route.operation === 'models' ? handleAnthropicModels(env) : handleAnthropicMessages(body, env);

@@ -5,15 +5,17 @@ import { answerErrorsAs } from '../_shared/middleware/error-format.ts';
 import { anthropicMessages } from './dialects/anthropic-messages.ts';
 import { openAIChat } from './dialects/openai-chat.ts';
 import { openAIEmbeddings } from './dialects/openai-embeddings.ts';
+import { openAIResponses } from './dialects/openai-responses.ts';
 import { meteredRoute } from './pipeline.ts';
 import { countTokensRoutes } from './routes/count-tokens.ts';
 import { feedbackRoutes } from './routes/feedback.ts';
 import { modelRoutes } from './routes/models.ts';
+import { storedResponseRoutes } from './routes/responses.ts';
 import { createRouterServices, type LlmRouterOptions } from './services.ts';
 
 /**
- * The OpenAI-compatible LLM endpoint: point the `openai` SDK at
- * `<FUNCTIONS_URL>/llm-router/v1`, or an Anthropic SDK (Claude Code) at
+ * The OpenAI-compatible LLM endpoint: point the `openai` SDK (chat
+ * completions, Responses, Codex CLI) at `<FUNCTIONS_URL>/llm-router/v1`, or an Anthropic SDK (Claude Code) at
  * `<FUNCTIONS_URL>/llm-router`. Errors use the shape of the route's dialect.
  */
 export function createLlmRouterApp(deps: AppDependencies, options: LlmRouterOptions) {
@@ -31,6 +33,8 @@ export function createLlmRouterApp(deps: AppDependencies, options: LlmRouterOpti
   app.route('/v1/embeddings', meteredRoute(services, openAIEmbeddings));
   app.route('/v1/messages/count_tokens', countTokensRoutes());
   app.route('/v1/messages', meteredRoute(services, anthropicMessages));
+  app.route('/v1/responses', meteredRoute(services, openAIResponses));
+  app.route('/v1/responses', storedResponseRoutes(services));
   app.route('/v1/models', modelRoutes(services));
   app.route('/v1/feedback', feedbackRoutes(services));
   return app;

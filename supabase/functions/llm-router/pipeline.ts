@@ -1,6 +1,6 @@
 // The metered pipeline: every endpoint that costs money runs these stages, in
 // this order, and supplies only a dialect (its wire format). Read top to bottom:
-//   authenticate -> parse -> plan -> (cache) -> admit -> dispatch -> settle or release
+//   authenticate -> parse -> (resolve) -> plan -> (cache) -> admit -> dispatch -> settle or release -> (keep)
 import { type Context, Hono } from 'hono';
 import { resolveTenant, type TenantContext } from '../_shared/auth/tenant.ts';
 import {
@@ -56,6 +56,13 @@ export interface Attempt<Wire> {
   created: number;
 }
 
+/** What a dialect's database stages (resolve, keep) act with. */
+export interface DialectContext {
+  services: RouterServices;
+  tenant: TenantContext;
+  requestId: string;
+}
+
 /** What an endpoint supplies: its wire format in and out. Everything else is the pipeline's. */
 export interface Dialect<Wire, Answer> {
   /** What usage records call this wire format (usage_records.dialect). */
@@ -73,7 +80,11 @@ export interface Dialect<Wire, Answer> {
   /** What the answer says about the model (refusal, broken JSON); no signal when absent. */
   outcome?(request: Wire, answer: Answer): QualityOutcome;
   /** The upstream's SSE body as the client's stream (streaming dialects only). */
-  streamSource?(body: ReadableStream<Uint8Array>, attempt: Attempt<Wire>): StreamSource;
+  streamSource?(body: ReadableStream<Uint8Array>, attempt: Attempt<Wire>): StreamSource<Answer>;
+  /** After parse: what the request needs from the database (the stored conversation it continues). */
+  resolve?(request: MeteredRequest<Wire>, context: DialectContext): Promise<MeteredRequest<Wire>>;
+  /** After settlement: keeps a complete answer (stored Responses). A failure is logged; the answer stands. */
+  keep?(answer: Answer, request: MeteredRequest<Wire>, context: DialectContext): Promise<void>;
   /** Rate-limit headers in this dialect's names (default: OpenAI's x-ratelimit-*). */
   rateLimitHeaders?: RateLimitHeaders;
   /** The exact-match response cache (dialects whose answers may be stored). */
@@ -96,8 +107,10 @@ async function runPipeline<Wire, Answer>(
   dialect: Dialect<Wire, Answer>,
 ): Promise<Response> {
   const tenant = await authenticate(c, services);
-  const request = dialect.parse(await jsonBodyOf(c), c.req.raw.headers);
+  const parsed = dialect.parse(await jsonBodyOf(c), c.req.raw.headers);
   const { requestId, chosenByCaller } = meteredRequestId(c);
+  const context: DialectContext = { services, tenant, requestId };
+  const request = dialect.resolve ? await dialect.resolve(parsed, context) : parsed;
   const now = () => services.deps.clock.now().getTime();
   const created = Math.floor(now() / 1000);
   const snapshot = await services.catalog.get();
@@ -162,12 +175,10 @@ async function runPipeline<Wire, Answer>(
       services.signals.record(signalOf(tenant.tenantId, chosen, result.candidate, 'ok'));
       setRouteHeaders(c, chosen, result);
       // From here the stream owns the admission: it settles what was produced.
-      return relayStream(
-        c,
-        services,
-        result.value,
-        (outcome) => settle(result.candidate, outcome.usage, outcome.complete ? 'succeeded' : 'cancelled'),
-      );
+      return relayStream(c, services, result.value, async (outcome) => {
+        await settle(result.candidate, outcome.usage, outcome.complete ? 'succeeded' : 'cancelled');
+        if (outcome.answer !== undefined) await keep(services, dialect, outcome.answer, admitted, context);
+      });
     }
 
     const result = await dispatch(chosen, tenant.tenantId, requestId, signal, services.dispatch, async (input) => {
@@ -189,6 +200,7 @@ async function runPipeline<Wire, Answer>(
       services.signals.record(signalOf(tenant.tenantId, chosen, result.candidate, outcome));
     }
     await settle(result.candidate, dialect.usage(result.value), 'succeeded');
+    await keep(services, dialect, result.value, admitted, context);
     // A streaming miss is not stored; a stored answer serves both kinds.
     if (cache.key) {
       await storeCachedResponse(services.deps.db, tenant.tenantId, cache.key, request.alias, result.value, cache.ttl);
@@ -330,6 +342,25 @@ async function admit<Wire, Answer>(
     const until = services.deps.clock.now().getTime() + services.deps.config.router.catalogTtlMs;
     services.spentBuckets.set(bucketKey(admission.policyId, admission.bucket), until);
     chosen = plan(services, snapshot, route, [bucketKey(admission.policyId, admission.bucket)]);
+  }
+}
+
+/** keep: the dialect keeps the answer; the caller was charged and has it, so a failure here is only logged. */
+async function keep<Wire, Answer>(
+  services: RouterServices,
+  dialect: Dialect<Wire, Answer>,
+  answer: Answer,
+  request: MeteredRequest<Wire>,
+  context: DialectContext,
+): Promise<void> {
+  if (!dialect.keep) return;
+  try {
+    await dialect.keep(answer, request, context);
+  } catch (error) {
+    services.deps.logger.error('answer_not_kept', {
+      request_id: context.requestId,
+      message: error instanceof Error ? error.message : String(error),
+    });
   }
 }
 

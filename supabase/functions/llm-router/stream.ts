@@ -22,7 +22,7 @@ export interface TokenUsage {
  * A dialect supplies one per attempt (forwarding when the client speaks the
  * provider's format, translating otherwise).
  */
-export interface StreamSource {
+export interface StreamSource<Answer = never> {
   /**
    * The next bytes for the client, or undefined once the upstream ended
    * properly. Throws UpstreamFailureError for an error event or a cut.
@@ -34,13 +34,15 @@ export interface StreamSource {
   end(): Uint8Array;
   /** The error event for a failure after the first byte. */
   failure(error: UpstreamError): Uint8Array;
+  /** The whole answer a complete stream amounted to, for dialects that keep answers (stored Responses). */
+  answer?(): Answer | undefined;
 }
 
 /** An upstream stream that has produced its first bytes: from here on there is no retry. */
-export interface PrimedStream {
+export interface PrimedStream<Answer = never> {
   candidate: RouteCandidate;
   exchange: UpstreamExchange;
-  source: StreamSource;
+  source: StreamSource<Answer>;
   first: Uint8Array | undefined;
   startedAt: number;
 }
@@ -50,12 +52,12 @@ export interface PrimedStream {
  * point (an error event, a cut) are UpstreamFailureErrors, so dispatch may
  * retry or fall back: nothing has been sent to the client yet.
  */
-export async function primeStream(
+export async function primeStream<Answer>(
   candidate: RouteCandidate,
   exchange: UpstreamExchange,
-  source: StreamSource,
+  source: StreamSource<Answer>,
   startedAt: number,
-): Promise<PrimedStream> {
+): Promise<PrimedStream<Answer>> {
   try {
     return { candidate, exchange, source, first: await source.next(), startedAt };
   } catch (error) {
@@ -67,10 +69,12 @@ export async function primeStream(
 }
 
 /** How a relayed stream ended, for settlement. */
-export interface StreamOutcome {
+export interface StreamOutcome<Answer = unknown> {
   usage: TokenUsage;
   /** The upstream reached its proper end (else: cut by the client or the upstream). */
   complete: boolean;
+  /** The whole answer, when complete and the source assembles one. */
+  answer?: Answer;
 }
 
 /**
@@ -79,11 +83,11 @@ export interface StreamOutcome {
  * marker. A client disconnect cancels the upstream request. However it ends,
  * `onEnd` runs once (settlement) before the stream closes.
  */
-export function relayStream(
+export function relayStream<Answer>(
   c: Context<AppEnv>,
   services: RouterServices,
-  primed: PrimedStream,
-  onEnd: (outcome: StreamOutcome) => Promise<void>,
+  primed: PrimedStream<Answer>,
+  onEnd: (outcome: StreamOutcome<Answer>) => Promise<void>,
 ): Response {
   const { candidate, exchange, source } = primed;
   let first = primed.first;
@@ -97,7 +101,7 @@ export function relayStream(
     if (ok) services.health.recordSuccess(providerId, candidate.model.upstreamModel, latency);
     else services.health.recordFailure(providerId, candidate.model.upstreamModel, latency, reason ?? 'stream_failed');
     try {
-      await onEnd({ usage: source.usage(), complete });
+      await onEnd({ usage: source.usage(), complete, answer: complete ? source.answer?.() : undefined });
     } catch (error) {
       services.deps.logger.error('stream_settlement_failed', {
         request_id: c.get('requestId'),

@@ -11,7 +11,7 @@ export type FakeReply =
   | { kind: 'json'; status: number; body: unknown; headers?: Record<string, string> }
   | { kind: 'sse'; events: SseOut[]; lineEnding: '\n' | '\r\n' };
 
-export type FakeOperation = 'chat' | 'embeddings' | 'models' | 'embed_content' | 'batch_embed';
+export type FakeOperation = 'chat' | 'responses' | 'embeddings' | 'models' | 'embed_content' | 'batch_embed';
 
 export interface FakeRoute {
   format: WireFormat;

@@ -10,6 +10,12 @@ export function resolveRoute(method: string, url: URL, headers: IncomingHttpHead
   if (method === 'POST' && path === '/v1/chat/completions') {
     return { format: 'openai', operation: 'chat', model: bodyModel, stream: bodyStream };
   }
+  if (method === 'POST' && path === '/v1/responses') {
+    return { format: 'openai', operation: 'responses', model: bodyModel, stream: bodyStream };
+  }
+  if (method === 'POST' && path === '/openai/v1/responses') {
+    return { format: 'azure', operation: 'responses', model: bodyModel, stream: bodyStream };
+  }
   if (method === 'POST' && path === '/v1/embeddings') {
     return { format: 'openai', operation: 'embeddings', model: bodyModel, stream: false };
   }

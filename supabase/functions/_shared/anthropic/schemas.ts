@@ -121,7 +121,7 @@ function deepestIssue(issues: readonly z.core.$ZodIssue[], base: readonly Proper
   return best;
 }
 
-function parsed<T>(result: z.ZodSafeParseResult<T>): ParseResult<T> {
+export function parsed<T>(result: z.ZodSafeParseResult<T>): ParseResult<T> {
   if (result.success) return { ok: true, value: result.data };
   const issue = deepestIssue(result.error.issues);
   const param = issue ? issuePath(issue.path) : '';

@@ -52,7 +52,7 @@ export type ReserveAnswer =
  * A new dialect adds its name here and to the check constraint of
  * usage_records.dialect (migration 20261123000600_economics.sql).
  */
-export type DialectName = 'openai_chat' | 'openai_embeddings' | 'anthropic_messages';
+export type DialectName = 'openai_chat' | 'openai_embeddings' | 'anthropic_messages' | 'openai_responses';
 
 export interface Settlement {
   request_id: string;

@@ -9,4 +9,5 @@ export const expectedMigrationVersions: readonly string[] = [
   '20261123000700',
   '20261123000800',
   '20261123000900',
+  '20261123001000',
 ];
