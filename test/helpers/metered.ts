@@ -34,6 +34,8 @@ export interface UsageRecord {
   cost_usd_micros: string;
   status: string;
   provider: string;
+  /** The API the client called (usage_records.dialect). */
+  dialect: string;
 }
 
 /** The usage record of a request, once written (settlement precedes the answer; the lease path flushes in batches). */
@@ -41,7 +43,7 @@ export async function usageRecordOf(sql: TestDatabase, requestId: string): Promi
   const rows = await eventually(
     () =>
       sql<UsageRecord[]>`
-      select prompt_tokens, completion_tokens, cost_usd_micros::text, status, provider
+      select prompt_tokens, completion_tokens, cost_usd_micros::text, status, provider, dialect
       from public.usage_records where request_id = ${requestId}`,
     (found) => found.length === 1,
   );

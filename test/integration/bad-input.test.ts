@@ -98,7 +98,9 @@ async function send(
   contentType = 'application/json',
 ): Promise<ErrorAnswer> {
   const response = await call(path, { method, headers: callerHeaders(path, { 'content-type': contentType }), body });
-  const answer = (await response.json()) as {
+  // A route may answer with no body at all (HEAD /llm-router, served as GET, for Anthropic clients' probe).
+  const text = await response.text();
+  const answer = (text === '' ? {} : JSON.parse(text)) as {
     error?: { code?: string; type?: string; message?: string; param?: string | null };
   };
   return {
@@ -119,6 +121,7 @@ const takesNoBody = new Set([
   'POST /maintenance/run/:id', // runs the schedule its path names
   'POST /provider-health/run', // probes every provider
   'DELETE /ops/api-keys/:id', // revokes the key its path names
+  'DELETE /llm-router/v1/responses/:id', // deletes the stored response its path names
 ]);
 const routeName = (route: { method: string; path: string }) =>
   `${route.method} ${route.path.replace(/[0-9a-f-]{36}/g, ':id')}`;

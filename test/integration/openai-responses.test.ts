@@ -132,6 +132,7 @@ describe('POST /v1/responses translated to chat (OpenAI-compatible and Anthropic
       cost_usd_micros: costOf(4, 3),
       status: 'succeeded',
       provider: compat.providerSlug,
+      dialect: 'openai_responses',
     });
   });
 
@@ -442,6 +443,7 @@ describe('POST /v1/responses passed through to OpenAI and Azure', () => {
       cost_usd_micros: costOf(data.usage!.input_tokens, data.usage!.output_tokens),
       status: 'succeeded',
       provider: openai.providerSlug,
+      dialect: 'openai_responses',
     });
   });
 
